@@ -1,5 +1,6 @@
 //! Property tests: `decode(encode(p)) == p` for every packet type in 3.1.1 and 5.0, and the
 //! decoder never panics on arbitrary bytes, whole or split at any point.
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 use proptest::option::of;
 use proptest::prelude::*;
