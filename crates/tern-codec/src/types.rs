@@ -37,6 +37,9 @@ impl QoS {
 pub struct PacketId(NonZeroU16);
 
 impl PacketId {
+    /// Identifier 1.
+    pub const MIN: PacketId = PacketId(NonZeroU16::MIN);
+
     /// `None` for 0.
     pub const fn new(v: u16) -> Option<Self> {
         match NonZeroU16::new(v) {
