@@ -1,0 +1,21 @@
+//! tern-broker-core: everything a broker decides, without I/O. Sessions, the subscription
+//! tree, retained messages, wills and expiry, authorisation decisions and the router live
+//! here; sockets, TLS, clocks and files live in tern-broker. Time is always an argument.
+
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod message;
+pub mod out;
+pub mod retained;
+pub mod session;
+pub mod stats;
+pub mod trie;
+
+pub use auth::{AllowAll, Authorizer, Identity, SubscribeDecision};
+pub use broker::{Accepted, Broker, ConnectRequest, Drain, Flow};
+pub use config::CoreConfig;
+pub use message::{Message, MsgRef};
+pub use out::{Close, ConnackInfo, Delivery, Out};
+pub use session::{ConnId, SubIds};
+pub use stats::Stats;

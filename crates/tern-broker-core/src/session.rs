@@ -1,0 +1,195 @@
+//! A session (section 4.1): what the broker keeps for one client id across connections —
+//! subscriptions, queued and in-flight messages, QoS 2 receive state, the will — and the
+//! part that exists only while a connection is attached.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use tern_codec::{PacketId, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+use tern_proto::{PacketIds, Timestamp};
+
+use crate::message::MsgRef;
+
+/// Identifies one network connection for its whole life. Never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// The subscription identifiers a delivery carries (5.0 section 3.3.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SubIds {
+    #[default]
+    None,
+    One(u32),
+    Many(Arc<[u32]>),
+}
+
+impl SubIds {
+    /// As a slice.
+    pub fn as_slice(&self) -> &[u32] {
+        match self {
+            Self::None => &[],
+            Self::One(v) => std::slice::from_ref(v),
+            Self::Many(v) => v,
+        }
+    }
+
+    /// Adds an identifier (used when overlapping subscriptions are merged).
+    pub fn push(&mut self, id: u32) {
+        *self = match std::mem::take(self) {
+            Self::None => Self::One(id),
+            Self::One(a) if a == id => Self::One(a),
+            Self::One(a) => Self::Many(Arc::from([a, id])),
+            Self::Many(v) if v.contains(&id) => Self::Many(v),
+            Self::Many(v) => {
+                let mut all = v.to_vec();
+                all.push(id);
+                Self::Many(Arc::from(all))
+            }
+        }
+    }
+}
+
+/// A message waiting to be sent to this session.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub msg: MsgRef,
+    /// QoS to deliver at (the minimum of published and granted, section 3.8.4).
+    pub qos: QoS,
+    /// RETAIN flag to send.
+    pub retain: bool,
+    pub sub_ids: SubIds,
+}
+
+/// Where an outgoing QoS 1/2 message is in its flow (section 4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutState {
+    /// QoS 1 sent, waiting for PUBACK.
+    AwaitPuback,
+    /// QoS 2 sent, waiting for PUBREC.
+    AwaitPubrec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    AwaitPubcomp,
+}
+
+/// An outgoing QoS 1/2 message not yet acknowledged.
+#[derive(Clone, Debug)]
+pub struct Inflight {
+    pub pid: PacketId,
+    pub item: Queued,
+    pub state: OutState,
+}
+
+/// A will waiting for its connection to end (section 3.1.2.5).
+#[derive(Clone, Debug)]
+pub struct PendingWill {
+    pub msg: MsgRef,
+    /// 5.0 will delay interval, seconds.
+    pub delay: u32,
+}
+
+/// State that exists only while a connection is attached.
+#[derive(Clone, Debug)]
+pub struct Attached {
+    pub id: ConnId,
+    /// The client's receive maximum: our outgoing window (with `max_inflight_messages`).
+    pub receive_maximum: u16,
+    /// The client's maximum packet size; larger messages are not sent to it [MQTT-3.1.2-24].
+    pub max_packet_size: u32,
+    /// Set when the broker has decided to close this connection (takeover, shutdown).
+    pub closing: Option<ReasonCode>,
+}
+
+/// Session expiry: seconds after disconnection, or never.
+pub const EXPIRY_NEVER: u32 = u32::MAX;
+
+/// One session.
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: Arc<str>,
+    pub username: Option<Arc<str>>,
+    pub version: ProtocolVersion,
+    pub conn: Option<Attached>,
+    /// Session expiry interval in seconds ([`EXPIRY_NEVER`] for 3.1.1 persistent sessions).
+    pub expiry: u32,
+    pub disconnected_at: Option<Timestamp>,
+    /// Filter -> (options as granted, subscription identifier).
+    pub subscriptions: HashMap<Box<str>, (SubscriptionOptions, Option<u32>)>,
+    pub queue: VecDeque<Queued>,
+    pub queued_bytes: usize,
+    pub inflight: VecDeque<Inflight>,
+    pub pids: PacketIds,
+    /// QoS 2 messages received and PUBREC'd, awaiting PUBREL (bounded by our receive maximum).
+    pub inbound_qos2: HashSet<u16>,
+    pub will: Option<PendingWill>,
+    /// When the will fires, if the connection has ended and the will is delayed.
+    pub will_due: Option<Timestamp>,
+    /// A wake-up for this session's connection is already pending.
+    pub wake_pending: bool,
+}
+
+impl Session {
+    pub fn new(client_id: Arc<str>, version: ProtocolVersion) -> Self {
+        Self {
+            client_id,
+            username: None,
+            version,
+            conn: None,
+            expiry: 0,
+            disconnected_at: None,
+            subscriptions: HashMap::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inflight: VecDeque::new(),
+            pids: PacketIds::default(),
+            inbound_qos2: HashSet::new(),
+            will: None,
+            will_due: None,
+            wake_pending: false,
+        }
+    }
+
+    /// True when a packet id is used by an outgoing message.
+    pub fn pid_in_use(&self, pid: PacketId) -> bool {
+        self.inflight.iter().any(|i| i.pid == pid)
+    }
+
+    /// When an offline session ends, given `persistent_client_expiration` for "never".
+    pub fn expires_at(&self, cap: Option<u64>) -> Option<Timestamp> {
+        let at = self.disconnected_at?;
+        if self.expiry == EXPIRY_NEVER {
+            return cap.map(|c| at.plus_secs(c));
+        }
+        let secs = u64::from(self.expiry);
+        Some(at.plus_secs(cap.map_or(secs, |c| secs.min(c))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_ids_merge_without_duplicates() {
+        let mut s = SubIds::None;
+        s.push(1);
+        s.push(1);
+        assert_eq!(s.as_slice(), &[1]);
+        s.push(2);
+        s.push(2);
+        s.push(3);
+        assert_eq!(s.as_slice(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn expiry_with_cap() {
+        let mut s = Session::new("c".into(), ProtocolVersion::V5);
+        assert_eq!(s.expires_at(None), None);
+        s.disconnected_at = Some(Timestamp(0));
+        s.expiry = 10;
+        assert_eq!(s.expires_at(None), Some(Timestamp(10_000)));
+        assert_eq!(s.expires_at(Some(5)), Some(Timestamp(5_000)));
+        s.expiry = EXPIRY_NEVER;
+        assert_eq!(s.expires_at(None), None);
+        assert_eq!(s.expires_at(Some(60)), Some(Timestamp(60_000)));
+    }
+}

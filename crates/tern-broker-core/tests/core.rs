@@ -1,0 +1,387 @@
+//! The broker core driven directly, with a simulated clock: no sockets, no sleeps.
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+
+use tern_broker_core::*;
+use tern_codec::*;
+use tern_proto::Timestamp;
+
+struct Client {
+    conn: ConnId,
+}
+
+fn broker() -> Broker {
+    Broker::new(
+        CoreConfig {
+            sys_interval: 0,
+            ..CoreConfig::default()
+        },
+        Timestamp(0),
+        42,
+    )
+}
+
+fn connect_with(
+    b: &mut Broker,
+    now: u64,
+    c: Connect<'_>,
+) -> (Result<Accepted, ReasonCode>, Vec<Out>) {
+    let mut out = Vec::new();
+    let r = b.connect(
+        Timestamp(now),
+        ConnectRequest {
+            connect: &c,
+            username: None,
+            client_id_override: None,
+        },
+        &mut out,
+    );
+    (r, out)
+}
+
+fn connect(b: &mut Broker, id: &str, v: ProtocolVersion, clean: bool) -> (Client, bool) {
+    let mut c = Connect::new(v, id);
+    c.clean_start = clean;
+    if v.is_v5() && !clean {
+        c.properties.session_expiry_interval = Some(3600);
+    }
+    let (r, out) = connect_with(b, 0, c);
+    let acc = r.unwrap();
+    let Out::Connack(info) = &out[0] else {
+        panic!("{out:?}")
+    };
+    (Client { conn: acc.conn }, info.session_present)
+}
+
+fn send(b: &mut Broker, c: &Client, p: Packet<'_>) -> Vec<Out> {
+    let mut out = Vec::new();
+    b.handle(Timestamp(0), c.conn, &p, None, &mut out).unwrap();
+    out
+}
+
+fn subscribe(b: &mut Broker, c: &Client, filter: &str, qos: QoS) -> Vec<u8> {
+    let list = [(filter, SubscriptionOptions::qos(qos))];
+    let s = Subscribe {
+        packet_id: PacketId::new(1).unwrap(),
+        properties: Properties::default(),
+        filters: SubscribeFilters::List(&list),
+    };
+    let out = send(b, c, Packet::Subscribe(s));
+    let Some(Out::Suback(_, codes)) = out.first() else {
+        panic!("{out:?}")
+    };
+    codes.clone()
+}
+
+fn publish(
+    b: &mut Broker,
+    c: &Client,
+    topic: &str,
+    payload: &[u8],
+    qos: QoS,
+    retain: bool,
+    pid: u16,
+) -> Vec<Out> {
+    let mut p = Publish::new(topic, payload);
+    p.qos = qos;
+    p.retain = retain;
+    p.packet_id = PacketId::new(pid).filter(|_| qos != QoS::AtMostOnce);
+    send(b, c, Packet::Publish(p))
+}
+
+fn drain(b: &mut Broker, c: &Client) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    b.drain(Timestamp(0), c.conn, 1000, &mut out);
+    out.into_iter()
+        .filter_map(|o| match o {
+            Out::Publish(d) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+fn payloads(d: &[Delivery]) -> Vec<String> {
+    d.iter()
+        .map(|d| String::from_utf8_lossy(&d.msg.payload).into_owned())
+        .collect()
+}
+
+#[test]
+fn qos0_pub_sub_and_qos_downgrade_mqtt_3_8_4_6() {
+    let mut b = broker();
+    let (s, _) = connect(&mut b, "sub", ProtocolVersion::V311, true);
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V311, true);
+    assert_eq!(subscribe(&mut b, &s, "a/+", QoS::AtLeastOnce), vec![1]);
+    let acks = publish(&mut b, &p, "a/b", b"hello", QoS::ExactlyOnce, false, 7);
+    assert!(matches!(acks[0], Out::Pubrec(id, ReasonCode::Success) if id.get() == 7));
+    let d = drain(&mut b, &s);
+    assert_eq!(payloads(&d), vec!["hello"]);
+    // Delivered at the granted QoS 1, not the published QoS 2.
+    assert_eq!(d[0].qos, QoS::AtLeastOnce);
+    assert!(d[0].pid.is_some());
+}
+
+#[test]
+fn v5_no_matching_subscribers_reason() {
+    let mut b = broker();
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V5, true);
+    let acks = publish(&mut b, &p, "nobody", b"x", QoS::AtLeastOnce, false, 1);
+    assert!(matches!(
+        acks[0],
+        Out::Puback(_, ReasonCode::NoMatchingSubscribers)
+    ));
+}
+
+#[test]
+fn retained_set_replace_clear_and_flag_on_subscribe() {
+    let mut b = broker();
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V311, true);
+    publish(&mut b, &p, "r/t", b"one", QoS::AtMostOnce, true, 0);
+    publish(&mut b, &p, "r/t", b"two", QoS::AtMostOnce, true, 0);
+    let (s, _) = connect(&mut b, "sub", ProtocolVersion::V311, true);
+    subscribe(&mut b, &s, "r/#", QoS::AtMostOnce);
+    let d = drain(&mut b, &s);
+    assert_eq!(payloads(&d), vec!["two"]);
+    assert!(
+        d[0].retain,
+        "[MQTT-3.3.1-8] retained message keeps RETAIN on subscribe"
+    );
+    // A live retained publish reaches an existing 3.1.1 subscriber with RETAIN cleared.
+    publish(&mut b, &p, "r/t", b"three", QoS::AtMostOnce, true, 0);
+    let d = drain(&mut b, &s);
+    assert!(!d[0].retain);
+    // Empty payload clears it.
+    publish(&mut b, &p, "r/t", b"", QoS::AtMostOnce, true, 0);
+    assert_eq!(b.retained_count(), 0);
+}
+
+#[test]
+fn persistent_session_queues_qos1_and_redelivers_with_dup() {
+    let mut b = broker();
+    let (s, _) = connect(&mut b, "sub", ProtocolVersion::V311, false);
+    subscribe(&mut b, &s, "q", QoS::AtLeastOnce);
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V311, true);
+    publish(&mut b, &p, "q", b"m1", QoS::AtLeastOnce, false, 1);
+    // Sent but not acknowledged, then the subscriber vanishes.
+    let d = drain(&mut b, &s);
+    assert_eq!(payloads(&d), vec!["m1"]);
+    b.connection_lost(Timestamp(0), s.conn);
+    publish(&mut b, &p, "q", b"m2", QoS::AtLeastOnce, false, 2);
+    publish(&mut b, &p, "q", b"q0", QoS::AtMostOnce, false, 0);
+    let mut out = Vec::new();
+    let mut c = Connect::new(ProtocolVersion::V311, "sub");
+    c.clean_start = false;
+    let acc = b
+        .connect(
+            Timestamp(1),
+            ConnectRequest {
+                connect: &c,
+                username: None,
+                client_id_override: None,
+            },
+            &mut out,
+        )
+        .unwrap();
+    let Out::Connack(info) = &out[0] else {
+        panic!()
+    };
+    assert!(info.session_present);
+    // [MQTT-4.4.0-1] m1 is resent with DUP, then m2 follows; QoS 0 was not queued offline.
+    let Out::Publish(resent) = &out[1] else {
+        panic!("{out:?}")
+    };
+    assert!(resent.dup);
+    assert_eq!(&*resent.msg.payload, b"m1");
+    let s2 = Client { conn: acc.conn };
+    assert_eq!(payloads(&drain(&mut b, &s2)), vec!["m2"]);
+}
+
+#[test]
+fn inflight_window_limits_unacknowledged() {
+    let mut b = Broker::new(
+        CoreConfig {
+            max_inflight_messages: 2,
+            sys_interval: 0,
+            ..CoreConfig::default()
+        },
+        Timestamp(0),
+        1,
+    );
+    let (s, _) = connect(&mut b, "sub", ProtocolVersion::V311, true);
+    subscribe(&mut b, &s, "w", QoS::AtLeastOnce);
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V311, true);
+    for i in 1..=5u16 {
+        publish(
+            &mut b,
+            &p,
+            "w",
+            format!("{i}").as_bytes(),
+            QoS::AtLeastOnce,
+            false,
+            i,
+        );
+    }
+    let d = drain(&mut b, &s);
+    assert_eq!(payloads(&d), vec!["1", "2"]);
+    assert!(drain(&mut b, &s).is_empty());
+    send(&mut b, &s, Packet::Puback(Ack::new(d[0].pid.unwrap())));
+    assert_eq!(payloads(&drain(&mut b, &s)), vec!["3"]);
+}
+
+#[test]
+fn takeover_closes_old_connection_with_0x8e() {
+    let mut b = broker();
+    let (old, _) = connect(&mut b, "dup", ProtocolVersion::V5, true);
+    let (_new, _) = connect(&mut b, "dup", ProtocolVersion::V5, true);
+    let mut wake = Vec::new();
+    b.take_wakeups(&mut wake);
+    assert!(wake.contains(&old.conn));
+    let mut out = Vec::new();
+    assert_eq!(
+        b.drain(Timestamp(0), old.conn, 10, &mut out),
+        Drain::Closed(ReasonCode::SessionTakenOver)
+    );
+}
+
+#[test]
+fn will_on_abnormal_close_not_on_disconnect() {
+    let mut b = broker();
+    let (s, _) = connect(&mut b, "watch", ProtocolVersion::V311, true);
+    subscribe(&mut b, &s, "wills/#", QoS::AtMostOnce);
+    for (normal, expect) in [(false, 1), (true, 0)] {
+        let mut c = Connect::new(ProtocolVersion::V311, "dev");
+        c.will = Some(Will {
+            topic: "wills/dev",
+            payload: b"gone",
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: Properties::default(),
+        });
+        let (r, _) = connect_with(&mut b, 0, c);
+        let conn = r.unwrap().conn;
+        if normal {
+            let mut out = Vec::new();
+            assert_eq!(
+                b.handle(
+                    Timestamp(0),
+                    conn,
+                    &Packet::Disconnect(Disconnect::new(ReasonCode::Success)),
+                    None,
+                    &mut out
+                ),
+                Ok(Flow::Disconnected)
+            );
+        }
+        b.connection_lost(Timestamp(0), conn);
+        assert_eq!(
+            drain(&mut b, &s).len(),
+            expect,
+            "normal disconnect = {normal}"
+        );
+    }
+}
+
+#[test]
+fn will_delay_and_session_expiry() {
+    let mut b = broker();
+    let (s, _) = connect(&mut b, "watch", ProtocolVersion::V5, true);
+    subscribe(&mut b, &s, "w", QoS::AtMostOnce);
+    let mut c = Connect::new(ProtocolVersion::V5, "dev");
+    c.properties.session_expiry_interval = Some(100);
+    c.will = Some(Will {
+        topic: "w",
+        payload: b"late",
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Properties {
+            will_delay_interval: Some(5),
+            ..Default::default()
+        },
+    });
+    let (r, _) = connect_with(&mut b, 0, c);
+    b.connection_lost(Timestamp(1_000), r.unwrap().conn);
+    b.tick(Timestamp(5_999));
+    assert!(drain(&mut b, &s).is_empty());
+    b.tick(Timestamp(6_000));
+    assert_eq!(payloads(&drain(&mut b, &s)), vec!["late"]);
+    assert!(b.session("dev").is_some());
+    b.tick(Timestamp(101_000));
+    assert!(b.session("dev").is_none(), "session expired after 100 s");
+}
+
+#[test]
+fn empty_client_id_rules_mqtt_3_1_3_8() {
+    let mut b = broker();
+    let mut c = Connect::new(ProtocolVersion::V311, "");
+    c.clean_start = false;
+    let (r, out) = connect_with(&mut b, 0, c);
+    assert_eq!(r, Err(ReasonCode::ClientIdentifierNotValid));
+    assert!(matches!(&out[0], Out::Connack(i) if i.reason.to_v3_connack() == 2));
+    let (r, out) = connect_with(&mut b, 0, Connect::new(ProtocolVersion::V5, ""));
+    let acc = r.unwrap();
+    assert!(acc.client_id.starts_with("auto-"));
+    let Out::Connack(info) = &out[0] else {
+        panic!()
+    };
+    assert_eq!(
+        info.assigned_client_identifier.as_deref(),
+        Some(&*acc.client_id)
+    );
+}
+
+#[test]
+fn overlapping_subscriptions_deliver_once_at_max_qos_mqtt_3_3_4_2() {
+    let mut b = broker();
+    let (s, _) = connect(&mut b, "s", ProtocolVersion::V311, true);
+    subscribe(&mut b, &s, "a/#", QoS::AtMostOnce);
+    subscribe(&mut b, &s, "a/b", QoS::AtLeastOnce);
+    let (p, _) = connect(&mut b, "p", ProtocolVersion::V311, true);
+    publish(&mut b, &p, "a/b", b"x", QoS::AtLeastOnce, false, 1);
+    let d = drain(&mut b, &s);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].qos, QoS::AtLeastOnce);
+}
+
+#[test]
+fn shared_subscription_spreads_messages() {
+    let mut b = broker();
+    let (a, _) = connect(&mut b, "a", ProtocolVersion::V5, true);
+    let (c, _) = connect(&mut b, "c", ProtocolVersion::V5, true);
+    subscribe(&mut b, &a, "$share/g/jobs/+", QoS::AtMostOnce);
+    subscribe(&mut b, &c, "$share/g/jobs/+", QoS::AtMostOnce);
+    let (p, _) = connect(&mut b, "p", ProtocolVersion::V5, true);
+    for i in 0..10 {
+        publish(
+            &mut b,
+            &p,
+            "jobs/x",
+            format!("{i}").as_bytes(),
+            QoS::AtMostOnce,
+            false,
+            0,
+        );
+    }
+    let (da, dc) = (drain(&mut b, &a), drain(&mut b, &c));
+    assert_eq!(da.len() + dc.len(), 10);
+    assert_eq!(da.len(), 5);
+}
+
+#[test]
+fn queue_limit_drops_and_counts_qos0() {
+    let mut b = Broker::new(
+        CoreConfig {
+            max_queued_messages: 3,
+            sys_interval: 0,
+            ..CoreConfig::default()
+        },
+        Timestamp(0),
+        1,
+    );
+    let (s, _) = connect(&mut b, "slow", ProtocolVersion::V311, true);
+    subscribe(&mut b, &s, "f", QoS::AtMostOnce);
+    let (p, _) = connect(&mut b, "p", ProtocolVersion::V311, true);
+    for _ in 0..10 {
+        publish(&mut b, &p, "f", b"x", QoS::AtMostOnce, false, 0);
+    }
+    assert_eq!(b.stats().publish_dropped, 7);
+    assert_eq!(drain(&mut b, &s).len(), 3);
+}
