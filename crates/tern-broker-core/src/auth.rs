@@ -45,3 +45,18 @@ impl Authorizer for AllowAll {
         SubscribeDecision::Allowed
     }
 }
+
+/// The result of checking a user name and password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthResult {
+    /// Known user, right password.
+    Allowed,
+    /// Unknown user or wrong password (CONNACK 0x86 / 3.1.1 code 4).
+    BadCredentials,
+}
+
+/// Checks user names and passwords (a password file, or anything else).
+/// Implementations must compare secrets in constant time.
+pub trait Authenticator: Send + Sync + std::fmt::Debug {
+    fn authenticate(&self, username: &str, password: Option<&[u8]>) -> AuthResult;
+}

@@ -12,7 +12,7 @@ pub mod session;
 pub mod stats;
 pub mod trie;
 
-pub use auth::{AllowAll, Authorizer, Identity, SubscribeDecision};
+pub use auth::{AllowAll, AuthResult, Authenticator, Authorizer, Identity, SubscribeDecision};
 pub use broker::{Accepted, Broker, ConnectRequest, Drain, Flow};
 pub use config::CoreConfig;
 pub use message::{Message, MsgRef};

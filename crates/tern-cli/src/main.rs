@@ -1,16 +1,32 @@
 //! The `tern` binary. Maps arguments to library calls and prints; no protocol or broker logic.
 use clap::Parser;
 
+mod broker;
+mod daemon;
+mod logging;
+
 #[derive(Debug, Parser)]
 #[command(name = "tern", version, about = "Encrypted MQTT for IoT in one tool")]
 enum Cli {
+    /// Run the MQTT broker (accepts mosquitto's command line).
+    Broker(broker::BrokerArgs),
     /// Print the version.
     Version,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse() {
-        Cli::Version => println!("tern {}", env!("CARGO_PKG_VERSION")),
+fn main() -> std::process::ExitCode {
+    let code = match Cli::parse() {
+        Cli::Broker(a) => broker::run(a),
+        Cli::Version => {
+            println!("tern {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+    };
+    match code {
+        Ok(c) => std::process::ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("tern: error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
     }
-    Ok(())
 }

@@ -1,0 +1,500 @@
+//! The per-connection driver: reads bytes, frames and decodes packets (bounded by
+//! `max_packet_size` before buffering), resolves inbound topic aliases, hands packets to the
+//! broker core under its lock, encodes what the core answers outside the lock, and writes.
+//! It owns the keep-alive and CONNECT timers. One task per connection, generic over the
+//! stream (TCP, TLS, WebSocket).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_broker_core::{AuthResult, ConnId, ConnectRequest, Drain, Flow, Out};
+use tern_codec::{DecodeError, Packet, ProtocolVersion, ReasonCode, decode_body, frame};
+use tern_proto::alias::AliasError;
+use tern_proto::{InboundAliases, KeepAlive, Timestamp};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tracing::{debug, info};
+
+use crate::clock;
+use crate::encode::{Encoder, encode_connack, encode_disconnect};
+use crate::{ListenerSettings, Shared};
+
+/// Messages moved per lock acquisition when draining a session queue.
+const DRAIN_BUDGET: usize = 256;
+/// Bytes of output gathered before a write.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Read buffer kept by an idle connection; larger buffers are released when empty.
+const IDLE_READ_CAPACITY: usize = 4096;
+
+/// Why a connection ended (for the log line).
+#[derive(Debug)]
+enum End {
+    PeerClosed,
+    Disconnected,
+    Io(std::io::Error),
+    Decode(DecodeError),
+    Protocol(ReasonCode, &'static str),
+    KeepAlive,
+    ConnectTimeout,
+    Refused(ReasonCode),
+    ClosedByBroker(ReasonCode),
+}
+
+struct State {
+    conn: Option<ConnId>,
+    client_id: Option<Arc<str>>,
+    version: ProtocolVersion,
+    encoder: Option<Encoder>,
+    aliases: InboundAliases,
+    keep_alive: Option<KeepAlive>,
+    notify: Arc<Notify>,
+    outs: Vec<Out>,
+    packets_in: u64,
+    bytes_in: u64,
+    packets_out: u64,
+}
+
+/// Serves one connection until it ends. `peer_username` is a TLS certificate identity when
+/// `use_identity_as_username` / `use_subject_as_username` applies.
+pub async fn serve<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+    listener: Arc<ListenerSettings>,
+    peer_username: Option<String>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let span = tracing::info_span!("conn", %peer, client_id = tracing::field::Empty);
+    let _enter = span.enter();
+    let mut st = State {
+        conn: None,
+        client_id: None,
+        version: ProtocolVersion::V311,
+        encoder: None,
+        aliases: InboundAliases::new(0),
+        keep_alive: None,
+        notify: Arc::new(Notify::new()),
+        outs: Vec::new(),
+        packets_in: 0,
+        bytes_in: 0,
+        packets_out: 0,
+    };
+    let max_packet = shared.max_packet_size();
+    let connect_deadline = clock::now() + shared.settings.connect_timeout;
+    let mut rbuf: Vec<u8> = Vec::with_capacity(IDLE_READ_CAPACITY);
+    let mut wbuf: Vec<u8> = Vec::new();
+    let end = loop {
+        if !wbuf.is_empty() {
+            if let Err(e) = stream.write_all(&wbuf).await {
+                break End::Io(e);
+            }
+            shared.add_sent(wbuf.len(), std::mem::take(&mut st.packets_out));
+            wbuf.clear();
+            if wbuf.capacity() > WRITE_HIGH_WATER * 2 {
+                wbuf.shrink_to(IDLE_READ_CAPACITY);
+            }
+        }
+        let deadline = match (&st.conn, &st.keep_alive) {
+            (None, _) => Some(connect_deadline),
+            (Some(_), Some(k)) => k.server_deadline(),
+            (Some(_), None) => None,
+        };
+        let sleep_until = clock::instant_at(deadline.unwrap_or(Timestamp(u64::MAX / 2)));
+        // Make room for reading: at least the rest of the current packet, within the limit.
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(IDLE_READ_CAPACITY.max(rbuf.len()));
+        }
+        tokio::select! {
+            r = stream.read_buf(&mut rbuf) => {
+                match r {
+                    Ok(0) => break End::PeerClosed,
+                    Ok(n) => {
+                        st.bytes_in += n as u64;
+                        if let Some(end) = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref()) {
+                            // Send what was produced (CONNACK refusal, DISCONNECT) first.
+                            let _ = stream.write_all(&wbuf).await;
+                            break end;
+                        }
+                        if rbuf.is_empty() && rbuf.capacity() > 16 * IDLE_READ_CAPACITY {
+                            rbuf = Vec::with_capacity(IDLE_READ_CAPACITY);
+                        }
+                    }
+                    Err(e) => break End::Io(e),
+                }
+            }
+            _ = st.notify.notified(), if st.conn.is_some() => {
+                if let Some(end) = drain_own(&shared, &mut st, &mut wbuf) {
+                    let _ = stream.write_all(&wbuf).await;
+                    break end;
+                }
+            }
+            _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
+                if st.conn.is_some() {
+                    if st.version.is_v5() {
+                        encode_disconnect(ReasonCode::KeepAliveTimeout, None, &mut wbuf);
+                        let _ = stream.write_all(&wbuf).await;
+                    }
+                    break End::KeepAlive;
+                }
+                break End::ConnectTimeout;
+            }
+        }
+    };
+    let _ = stream.shutdown().await;
+    finish(&shared, &st, end);
+}
+
+fn finish(shared: &Shared, st: &State, end: End) {
+    let now = clock::now();
+    {
+        let mut core = shared.lock();
+        if let Some(conn) = st.conn {
+            core.broker.connection_lost(now, conn);
+            core.notifies.remove(&conn);
+        }
+        let stats = core.broker.stats_mut();
+        stats.bytes_received += st.bytes_in;
+        stats.messages_received += st.packets_in;
+        let mut woken = Vec::new();
+        core.broker.take_wakeups(&mut woken);
+        let to_wake = core.notifies_for(&woken);
+        drop(core);
+        for n in to_wake {
+            n.notify_one();
+        }
+    }
+    let who = st.client_id.as_deref().unwrap_or("-");
+    match end {
+        End::PeerClosed => debug!(client_id = who, "connection closed by the client"),
+        End::Disconnected => debug!(client_id = who, "client disconnected"),
+        End::Io(e) => debug!(client_id = who, error = %e, "connection error"),
+        // A peer's bad packet is logged once at info, never at error (ARCHITECTURE.md 7).
+        End::Decode(e) => info!(client_id = who, "closed: malformed packet: {e}"),
+        End::Protocol(r, t) => info!(client_id = who, "closed: {t} ({r})"),
+        End::KeepAlive => info!(client_id = who, "closed: no packet within 1.5 x keep-alive"),
+        End::ConnectTimeout => info!("closed: no CONNECT within the connect timeout"),
+        End::Refused(r) => info!(client_id = who, "connection refused: {r}"),
+        End::ClosedByBroker(r) => info!(client_id = who, "closed by the broker: {r}"),
+    }
+}
+
+/// Drains this connection's session queue into `wbuf`.
+fn drain_own(shared: &Shared, st: &mut State, wbuf: &mut Vec<u8>) -> Option<End> {
+    let conn = st.conn?;
+    let now = clock::now();
+    let mut result = Drain::Idle;
+    let mut woken = Vec::new();
+    {
+        let mut core = shared.lock();
+        core.broker.stats_mut().bytes_received += std::mem::take(&mut st.bytes_in);
+        core.broker.stats_mut().messages_received += std::mem::take(&mut st.packets_in);
+        while wbuf.len() < WRITE_HIGH_WATER {
+            result = core.broker.drain(now, conn, DRAIN_BUDGET, &mut st.outs);
+            if result != Drain::More || st.outs.len() >= DRAIN_BUDGET * 4 {
+                break;
+            }
+        }
+        core.broker.take_wakeups(&mut woken);
+        let to_wake = core.notifies_for(&woken);
+        drop(core);
+        for n in to_wake {
+            n.notify_one();
+        }
+    }
+    flush_outs(st, now, wbuf);
+    match result {
+        Drain::More => {
+            // More is waiting: come back after this write.
+            st.notify.notify_one();
+            None
+        }
+        Drain::Idle => None,
+        Drain::Closed(reason) => {
+            if st.version.is_v5() {
+                encode_disconnect(reason, None, wbuf);
+            }
+            // The broker already detached this connection.
+            st.conn = None;
+            Some(End::ClosedByBroker(reason))
+        }
+    }
+}
+
+fn flush_outs(st: &mut State, now: Timestamp, wbuf: &mut Vec<u8>) {
+    if let Some(enc) = st.encoder.as_mut() {
+        for o in st.outs.drain(..) {
+            enc.encode(&o, now, wbuf);
+            st.packets_out += 1;
+        }
+    } else {
+        st.outs.clear();
+    }
+}
+
+/// Decodes every complete packet in `rbuf` and handles them under one lock. Returns `Some`
+/// when the connection must end.
+#[allow(clippy::too_many_arguments)]
+fn process_input(
+    shared: &Shared,
+    listener: &ListenerSettings,
+    st: &mut State,
+    rbuf: &mut Vec<u8>,
+    wbuf: &mut Vec<u8>,
+    max_packet: u32,
+    peer: SocketAddr,
+    peer_username: Option<&str>,
+) -> Option<End> {
+    let now = clock::now();
+    let mut off = 0;
+    let mut end = None;
+    let mut woken = Vec::new();
+    let mut core: Option<crate::CoreGuard<'_>> = None;
+    while off < rbuf.len() {
+        let f = match frame(&rbuf[off..], max_packet) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                end = Some(protocol_failure(st, e, wbuf));
+                break;
+            }
+        };
+        let total = f.total_len();
+        if rbuf.len() - off < total {
+            // Reserve the rest of this packet now that its size is known and allowed.
+            rbuf.reserve(total - (rbuf.len() - off));
+            break;
+        }
+        let body = &rbuf[off + f.header_len..off + total];
+        off += total;
+        st.packets_in += 1;
+        if let Some(k) = st.keep_alive.as_mut() {
+            k.last_received = now;
+        }
+        let packet = match decode_body(f.first_byte, body, st.version) {
+            Ok(p) => p,
+            Err(e) => {
+                end = Some(protocol_failure(st, e, wbuf));
+                break;
+            }
+        };
+        let Some(conn) = st.conn else {
+            // [MQTT-3.1.0-1] the first packet must be CONNECT.
+            let Packet::Connect(c) = &packet else {
+                end = Some(End::Protocol(
+                    ReasonCode::ProtocolError,
+                    "first packet was not CONNECT",
+                ));
+                break;
+            };
+            st.version = c.protocol;
+            match handle_connect(shared, listener, st, c, now, peer, peer_username, wbuf) {
+                Ok(()) => {
+                    // Outputs of the CONNECT (CONNACK, redeliveries) are already encoded.
+                    continue;
+                }
+                Err(e) => {
+                    end = Some(e);
+                    break;
+                }
+            }
+        };
+        // Resolve a 5.0 topic alias before the core sees the PUBLISH.
+        let mut topic = None;
+        if let Packet::Publish(p) = &packet
+            && st.version.is_v5()
+        {
+            match st.aliases.resolve(p.topic, p.properties.topic_alias) {
+                Ok(t) => topic = t,
+                Err(AliasError::OutOfRange) => {
+                    end = Some(close_with(
+                        st,
+                        ReasonCode::TopicAliasInvalid,
+                        "topic alias out of range",
+                        wbuf,
+                    ));
+                    break;
+                }
+                Err(AliasError::Unknown) => {
+                    end = Some(close_with(
+                        st,
+                        ReasonCode::ProtocolError,
+                        "topic alias not set",
+                        wbuf,
+                    ));
+                    break;
+                }
+            }
+        }
+        let guard = core.get_or_insert_with(|| shared.lock());
+        match guard.broker.handle(now, conn, &packet, topic, &mut st.outs) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Disconnected) => {
+                st.conn = None;
+                guard.notifies.remove(&conn);
+                end = Some(End::Disconnected);
+                break;
+            }
+            Err(close) => {
+                flush_outs(st, now, wbuf);
+                end = Some(close_with(
+                    st,
+                    close.reason,
+                    close.text.unwrap_or("protocol violation"),
+                    wbuf,
+                ));
+                break;
+            }
+        }
+    }
+    // Messages freed by acknowledgements, and whoever this input woke.
+    if let Some(mut guard) = core {
+        if end.is_none()
+            && let Some(conn) = st.conn
+        {
+            guard.broker.drain(now, conn, DRAIN_BUDGET, &mut st.outs);
+        }
+        guard.broker.take_wakeups(&mut woken);
+        let to_wake = guard.notifies_for(&woken);
+        drop(guard);
+        for n in to_wake {
+            n.notify_one();
+        }
+    }
+    flush_outs(st, now, wbuf);
+    rbuf.drain(..off);
+    end
+}
+
+/// A decode error: 5.0 gets DISCONNECT with the reason the spec names; 3.1.1 is just closed.
+fn protocol_failure(st: &mut State, e: DecodeError, wbuf: &mut Vec<u8>) -> End {
+    if st.conn.is_none() {
+        // Before CONNACK: an unsupported protocol level gets CONNACK 0x01 / 0x84
+        // [MQTT-3.1.2-2]; anything else is closed without a reply.
+        if let DecodeError::UnsupportedProtocolLevel(level) = e {
+            let v = if level == 5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V311
+            };
+            encode_connack(
+                &tern_broker_core::ConnackInfo::new(ReasonCode::UnsupportedProtocolVersion),
+                v,
+                wbuf,
+            );
+        }
+        return End::Decode(e);
+    }
+    if st.version.is_v5() {
+        encode_disconnect(e.reason_code(), None, wbuf);
+    }
+    End::Decode(e)
+}
+
+fn close_with(st: &mut State, reason: ReasonCode, text: &'static str, wbuf: &mut Vec<u8>) -> End {
+    if st.version.is_v5() {
+        let t = st
+            .encoder
+            .as_ref()
+            .is_some_and(|e| e.problem_information)
+            .then_some(text);
+        encode_disconnect(reason, t, wbuf);
+    }
+    End::Protocol(reason, text)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_connect(
+    shared: &Shared,
+    listener: &ListenerSettings,
+    st: &mut State,
+    c: &tern_codec::Connect<'_>,
+    now: Timestamp,
+    peer: SocketAddr,
+    peer_username: Option<&str>,
+    wbuf: &mut Vec<u8>,
+) -> Result<(), End> {
+    let v = c.protocol;
+    let refuse = |reason: ReasonCode, wbuf: &mut Vec<u8>| {
+        let mut info = tern_broker_core::ConnackInfo::new(reason);
+        if v.is_v5() {
+            info.reason_string = Some(reason.description().to_owned());
+        }
+        encode_connack(&info, v, wbuf);
+        End::Refused(reason)
+    };
+    // Authentication (outside the broker lock: password hashing is slow on purpose).
+    let username = peer_username.or(c.username);
+    match (peer_username, c.username, &listener.authenticator) {
+        (Some(_), _, _) => {}
+        (None, Some(u), Some(auth)) if auth.authenticate(u, c.password) != AuthResult::Allowed => {
+            shared.auth_failed(peer.ip());
+            return Err(refuse(ReasonCode::BadUserNameOrPassword, wbuf));
+        }
+        (None, Some(_), Some(_)) => {}
+        // Anonymous (3.1.1 code 5 / 5.0 0x87), or a user name without a password file, which
+        // proves nothing.
+        (None, _, None) | (None, None, Some(_)) if !listener.allow_anonymous => {
+            return Err(refuse(ReasonCode::NotAuthorized, wbuf));
+        }
+        _ => {}
+    }
+    let client_id_override = if listener.use_username_as_clientid {
+        username
+    } else {
+        None
+    };
+    let mut outs = Vec::new();
+    let mut core = shared.lock();
+    let req = ConnectRequest {
+        connect: c,
+        username,
+        client_id_override,
+    };
+    let result = core.broker.connect(now, req, &mut outs);
+    match result {
+        Ok(acc) => {
+            core.notifies.insert(acc.conn, st.notify.clone());
+            let mut woken = Vec::new();
+            core.broker.take_wakeups(&mut woken);
+            let to_wake = core.notifies_for(&woken);
+            drop(core);
+            for n in to_wake {
+                n.notify_one();
+            }
+            tracing::Span::current().record("client_id", &*acc.client_id);
+            debug!(version = %acc.version, keep_alive = acc.keep_alive, "client connected");
+            st.conn = Some(acc.conn);
+            st.client_id = Some(acc.client_id.clone());
+            st.aliases = InboundAliases::new(shared.core_max_topic_alias());
+            st.keep_alive = Some(KeepAlive::new(acc.keep_alive, now));
+            let mut enc = Encoder::new(
+                acc.version,
+                acc.client_topic_alias_max,
+                acc.problem_information,
+            );
+            for o in &outs {
+                enc.encode(o, now, wbuf);
+                st.packets_out += 1;
+            }
+            st.encoder = Some(enc);
+            Ok(())
+        }
+        Err(reason) => {
+            drop(core);
+            for o in &outs {
+                if let Out::Connack(info) = o {
+                    encode_connack(info, v, wbuf);
+                }
+            }
+            Err(End::Refused(reason))
+        }
+    }
+}
+
+/// How long a refused or failed client waits before its CONNACK, growing with repeated
+/// failures from the same address (capped).
+pub fn auth_delay(failures: u32) -> Duration {
+    Duration::from_millis(u64::from(failures.min(10)) * 200)
+}
