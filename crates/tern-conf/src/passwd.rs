@@ -638,15 +638,15 @@ pub fn set_user(contents: &str, username: &str, hash: &PasswordHash) -> Result<S
     let mut out = String::with_capacity(contents.len() + 160);
     let mut replaced = false;
     for raw in lines_of(contents) {
-        if let Parsed::Entry { user, .. } = classify(raw) {
-            if user == username {
-                if !replaced {
-                    out.push_str(&hash.to_line(username));
-                    out.push('\n');
-                    replaced = true;
-                }
-                continue;
+        if let Parsed::Entry { user, .. } = classify(raw)
+            && user == username
+        {
+            if !replaced {
+                out.push_str(&hash.to_line(username));
+                out.push('\n');
+                replaced = true;
             }
+            continue;
         }
         out.push_str(raw);
         out.push('\n');
@@ -664,11 +664,11 @@ pub fn delete_user(contents: &str, username: &str) -> Result<String, EditError> 
     let mut out = String::with_capacity(contents.len());
     let mut found = false;
     for raw in lines_of(contents) {
-        if let Parsed::Entry { user, .. } = classify(raw) {
-            if user == username {
-                found = true;
-                continue;
-            }
+        if let Parsed::Entry { user, .. } = classify(raw)
+            && user == username
+        {
+            found = true;
+            continue;
         }
         out.push_str(raw);
         out.push('\n');
