@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod acl;
+pub mod conf;
 pub mod passwd;
 
 /// Edit distance (Levenshtein, in chars) between `a` and `b`, for "did you mean" hints.
