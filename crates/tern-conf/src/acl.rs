@@ -575,6 +575,28 @@ pattern write $SYS/broker/connection/%c/state
         assert!(!a.check(None, "c", "sensor/%u/data", Write));
     }
 
+    /// Debian's /usr/share/doc/mosquitto/examples/aclfile.example (without its long
+    /// comment block).
+    #[test]
+    fn debian_example_acl_file() {
+        let a = acl(
+            "# This affects access control for clients with no username.\ntopic read $SYS/#\n\n\
+            # This only affects clients with username \"roger\".\nuser roger\ntopic foo/bar\n\n\
+            # This affects all clients.\npattern write $SYS/broker/connection/%c/state\n",
+        );
+        assert!(a.check(None, "c", "$SYS/broker/load", Read));
+        assert!(a.check(Some("roger"), "c", "foo/bar", Write));
+        assert!(a.check(Some("roger"), "c", "foo/bar", Read));
+        assert!(!a.check(Some("roger"), "c", "$SYS/broker/load", Read));
+        assert!(a.check(
+            Some("roger"),
+            "br1",
+            "$SYS/broker/connection/br1/state",
+            Write
+        ));
+        assert!(a.warnings.is_empty());
+    }
+
     #[test]
     fn nothing_is_allowed_without_a_grant_and_empty_file_denies_all() {
         let a = acl("");

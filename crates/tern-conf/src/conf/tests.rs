@@ -1286,3 +1286,42 @@ proptest::proptest! {
         let _ = Config::parse_str(Path::new(MAIN), &text, &MemLoader::new());
     }
 }
+
+/// Debian's /etc/mosquitto/mosquitto.conf (mosquitto 2.0.11), verbatim.
+#[test]
+fn debian_default_config_parses() {
+    let text = "# Place your local configuration in /etc/mosquitto/conf.d/\n#\n\
+        # A full description of the configuration file is at\n\
+        # /usr/share/doc/mosquitto/examples/mosquitto.conf.example\n\n\
+        pid_file /run/mosquitto/mosquitto.pid\n\npersistence true\n\
+        persistence_location /var/lib/mosquitto/\n\n\
+        log_dest file /var/log/mosquitto/mosquitto.log\n\n\
+        include_dir /etc/mosquitto/conf.d\n";
+    let loader = MemLoader::new().file(
+        "/etc/mosquitto/conf.d/local.conf",
+        "listener 1883\nallow_anonymous false\npassword_file /etc/mosquitto/passwd\n",
+    );
+    let c = parse_with(text, &loader).unwrap();
+    assert_eq!(
+        c.pid_file,
+        Some(PathBuf::from("/run/mosquitto/mosquitto.pid"))
+    );
+    assert!(c.persistence);
+    assert_eq!(
+        c.persistence_location,
+        Some(PathBuf::from("/var/lib/mosquitto/"))
+    );
+    assert_eq!(
+        c.log_dest,
+        [LogDest::File(PathBuf::from(
+            "/var/log/mosquitto/mosquitto.log"
+        ))]
+    );
+    assert_eq!(c.listeners.len(), 1);
+    assert!(!c.security.allow_anonymous);
+    assert_eq!(
+        c.security.password_file,
+        Some(PathBuf::from("/etc/mosquitto/passwd"))
+    );
+    assert!(c.warnings.is_empty());
+}
