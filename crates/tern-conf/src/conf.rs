@@ -2579,7 +2579,11 @@ impl<'a> Parser<'a> {
     fn expiration(&mut self, line: &Line<'_>) -> Res<Duration> {
         let w = line.word("<number><h|d|w|m|y>")?;
         let expected = "a duration such as 12h, 14d, 2w, 6m or 1y (units h, d, w, m, y)";
-        let (digits, unit) = w.split_at(w.len().saturating_sub(1));
+        let split = w.char_indices().last().map_or(0, |(i, _)| i);
+        let (digits, unit) = (
+            w.get(..split).unwrap_or_default(),
+            w.get(split..).unwrap_or_default(),
+        );
         let mult: u64 = match unit {
             "h" => 3600,
             "d" => 86_400,
