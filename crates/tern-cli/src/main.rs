@@ -4,6 +4,7 @@ use clap::Parser;
 mod broker;
 mod daemon;
 mod logging;
+mod passwd;
 
 #[derive(Debug, Parser)]
 #[command(name = "tern", version, about = "Encrypted MQTT for IoT in one tool")]
@@ -12,11 +13,14 @@ enum Cli {
     Broker(broker::BrokerArgs),
     /// Print the version.
     Version,
+    /// Manage a Mosquitto-compatible password file (like mosquitto_passwd).
+    Passwd(passwd::PasswdArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let code = match Cli::parse() {
         Cli::Broker(a) => broker::run(a),
+        Cli::Passwd(a) => passwd::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
