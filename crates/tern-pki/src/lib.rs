@@ -1,0 +1,26 @@
+//! tern-pki: the small certificate authority behind `tern pki`.
+//!
+//! It replaces the six `openssl` commands of the usual "Mosquitto with TLS" tutorial:
+//! making a CA ([`ca`]), server and client certificates ([`server`], [`client`]), signing
+//! with an existing CA (including one made by those `openssl` commands, [`CaSigner`]),
+//! revocation with a CRL Mosquitto accepts ([`revoke`]), inspection with plain-language
+//! warnings ([`inspect`], [`server_cert_warnings`]), fingerprints in the forms ESP8266 and
+//! ESP32 sketches want ([`Fingerprints`]), and a C header for devices ([`device_header`]).
+//!
+//! The crate never talks to the network. Functions that write files say so in their names
+//! and take a directory; everything else works on bytes.
+#![forbid(unsafe_code)]
+
+mod der;
+mod error;
+mod fingerprint;
+mod issue;
+mod keys;
+
+pub use error::PkiError;
+pub use keys::{KeyKind, KeyType, key_kind, load_certs, load_private_key, to_pem};
+pub use fingerprint::{FingerprintFormat, FingerprintKind, Fingerprints, colon_hex};
+pub use issue::{
+    BACKDATE, CaOptions, CaSigner, ClientOptions, Issued, ServerOptions, ca, client,
+    default_server_names, pkcs12, server, valid_dns_name,
+};
