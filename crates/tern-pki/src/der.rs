@@ -35,6 +35,7 @@ impl<'a> Reader<'a> {
         Self { rest: bytes }
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }

@@ -11,11 +11,13 @@
 //! and take a directory; everything else works on bytes.
 #![forbid(unsafe_code)]
 
+mod crl;
 mod der;
 mod error;
 mod fingerprint;
 mod issue;
 mod keys;
+mod store;
 
 pub use error::PkiError;
 pub use keys::{KeyKind, KeyType, key_kind, load_certs, load_private_key, to_pem};
@@ -23,4 +25,9 @@ pub use fingerprint::{FingerprintFormat, FingerprintKind, Fingerprints, colon_he
 pub use issue::{
     BACKDATE, CaOptions, CaSigner, ClientOptions, Issued, ServerOptions, ca, client,
     default_server_names, pkcs12, server, valid_dns_name,
+};
+pub use crl::{CRL_DAYS, CrlInfo, Revocation, make_crl, revoke, write_crl};
+pub use store::{
+    CA_CERT, CA_CRL, CA_KEY, FileMode, ISSUED, IndexEntry, PkiDir, REVOKED, check_name,
+    create_private_dir, load_ca_files, normalize_serial, write_atomic,
 };
