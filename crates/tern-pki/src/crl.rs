@@ -124,7 +124,11 @@ pub fn write_crl(dir: &PkiDir, now: OffsetDateTime, days: u32) -> Result<CrlInfo
 ///
 /// A serial that is not in `issued.txt` (a certificate made by `openssl`) is revoked as
 /// given, with name `-`.
-pub fn revoke(dir: &PkiDir, name_or_serial: &str, now: OffsetDateTime) -> Result<Revocation, PkiError> {
+pub fn revoke(
+    dir: &PkiDir,
+    name_or_serial: &str,
+    now: OffsetDateTime,
+) -> Result<Revocation, PkiError> {
     let issued = dir.issued()?;
     let mut revoked = dir.revoked()?;
     let by_name: Vec<&IndexEntry> = issued

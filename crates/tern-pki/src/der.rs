@@ -10,7 +10,8 @@ pub(crate) const OID: u8 = 0x06;
 pub(crate) const CONTEXT_0: u8 = 0xa0;
 
 /// Object identifiers (encoded content bytes, without tag and length).
-pub(crate) const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub(crate) const OID_RSA_ENCRYPTION: &[u8] =
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 pub(crate) const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 pub(crate) const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 pub(crate) const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -132,7 +133,11 @@ mod tests {
         for cut in 0..enc.len() {
             assert!(Reader::new(&enc[..cut]).next_tlv().is_none());
         }
-        assert!(Reader::new(&[0x30, 0x85, 1, 1, 1, 1, 1]).next_tlv().is_none());
+        assert!(
+            Reader::new(&[0x30, 0x85, 1, 1, 1, 1, 1])
+                .next_tlv()
+                .is_none()
+        );
     }
 
     #[test]

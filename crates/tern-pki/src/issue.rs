@@ -7,8 +7,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
@@ -144,27 +144,26 @@ impl CaSigner {
         cert_der: CertificateDer<'static>,
         key_der: &PrivateKeyDer<'_>,
     ) -> Result<Self, PkiError> {
-        let (_, x509) = X509Certificate::from_der(cert_der.as_ref()).map_err(|e| {
-            PkiError::BadCertificate {
+        let (_, x509) =
+            X509Certificate::from_der(cert_der.as_ref()).map_err(|e| PkiError::BadCertificate {
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let subject = x509.subject().to_string();
-        if let Ok(Some(bc)) = x509.basic_constraints() {
-            if !bc.value.ca {
-                return Err(PkiError::NotACa {
-                    subject,
-                    reason: "its basicConstraints say CA:FALSE",
-                });
-            }
+        if let Ok(Some(bc)) = x509.basic_constraints()
+            && !bc.value.ca
+        {
+            return Err(PkiError::NotACa {
+                subject,
+                reason: "its basicConstraints say CA:FALSE",
+            });
         }
-        if let Ok(Some(ku)) = x509.key_usage() {
-            if !ku.value.key_cert_sign() {
-                return Err(PkiError::NotACa {
-                    subject,
-                    reason: "its keyUsage does not include keyCertSign",
-                });
-            }
+        if let Ok(Some(ku)) = x509.key_usage()
+            && !ku.value.key_cert_sign()
+        {
+            return Err(PkiError::NotACa {
+                subject,
+                reason: "its keyUsage does not include keyCertSign",
+            });
         }
         let key = keys::signing_key(key_der)?;
         if key.public_key_raw() != x509.public_key().subject_public_key.data.as_ref() {
@@ -209,12 +208,13 @@ impl CaSigner {
         let from_cert = X509Certificate::from_der(self.cert_der.as_ref())
             .ok()
             .and_then(|(_, x509)| {
-                x509.iter_extensions().find_map(|ext| match ext.parsed_extension() {
-                    x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                        Some(id.0.to_vec())
-                    }
-                    _ => None,
-                })
+                x509.iter_extensions()
+                    .find_map(|ext| match ext.parsed_extension() {
+                        x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                            Some(id.0.to_vec())
+                        }
+                        _ => None,
+                    })
             });
         match from_cert {
             Some(id) => rcgen::KeyIdMethod::PreSpecified(id),
@@ -235,7 +235,10 @@ fn new_serial() -> Result<(SerialNumber, String), PkiError> {
     keys::random_bytes(&mut bytes)?;
     // Positive, and with a non-zero first nibble so the hex has no leading zero to strip.
     bytes[0] = (bytes[0] & 0x7f) | 0x10;
-    Ok((SerialNumber::from_slice(&bytes), keys::hex_lower(&bytes).to_uppercase()))
+    Ok((
+        SerialNumber::from_slice(&bytes),
+        keys::hex_lower(&bytes).to_uppercase(),
+    ))
 }
 
 fn common_name(params: &mut CertificateParams, cn: &str) {
@@ -316,10 +319,11 @@ fn leaf_params(
 /// or `$HOSTNAME`) when it is a valid DNS name other than `localhost`.
 pub fn default_server_names() -> (Vec<String>, Vec<IpAddr>) {
     let mut hosts = vec!["localhost".to_owned()];
-    if let Some(h) = machine_hostname() {
-        if h != "localhost" && valid_dns_name(&h) {
-            hosts.push(h);
-        }
+    if let Some(h) = machine_hostname()
+        && h != "localhost"
+        && valid_dns_name(&h)
+    {
+        hosts.push(h);
     }
     let ips = vec![
         IpAddr::from([127, 0, 0, 1]),
@@ -567,8 +571,8 @@ mod tests {
     fn leaf_cannot_sign() {
         let signer = test_ca(KeyType::EcdsaP256);
         let leaf = client(&signer, "x", &ClientOptions::default()).unwrap();
-        let err = CaSigner::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes())
-            .unwrap_err();
+        let err =
+            CaSigner::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap_err();
         assert!(matches!(err, PkiError::NotACa { .. }), "{err}");
     }
 

@@ -165,7 +165,12 @@ pub fn load_certs(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, PkiE
     let blocks = parse_pem(pem_bytes, "a certificate")?;
     let certs: Vec<CertificateDer<'static>> = blocks
         .iter()
-        .filter(|b| matches!(b.tag(), "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"))
+        .filter(|b| {
+            matches!(
+                b.tag(),
+                "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
+            )
+        })
         .map(|b| CertificateDer::from(b.contents().to_vec()))
         .collect();
     if certs.is_empty() {
@@ -416,10 +421,13 @@ pub(crate) fn generate(key_type: KeyType) -> Result<rcgen::KeyPair, PkiError> {
         )?),
         KeyType::Rsa2048 | KeyType::Rsa4096 => {
             use rsa::pkcs8::EncodePrivateKey;
-            let bits = if key_type == KeyType::Rsa2048 { 2048 } else { 4096 };
-            let key = rsa::PrivateKey::new(&mut SystemRng, bits).map_err(|e| {
-                PkiError::Generate(format!("RSA key generation failed: {e}"))
-            })?;
+            let bits = if key_type == KeyType::Rsa2048 {
+                2048
+            } else {
+                4096
+            };
+            let key = rsa::PrivateKey::new(&mut SystemRng, bits)
+                .map_err(|e| PkiError::Generate(format!("RSA key generation failed: {e}")))?;
             let doc = key
                 .to_pkcs8_der()
                 .map_err(|e| PkiError::Generate(format!("RSA key encoding failed: {e}")))?;
@@ -469,7 +477,8 @@ mod tests {
     fn empty_and_encrypted_inputs_explain_themselves() {
         let err = load_private_key(b"hello").unwrap_err();
         assert!(err.to_string().contains("no PEM data found"), "{err}");
-        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let enc =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let err = load_private_key(enc.as_bytes()).unwrap_err();
         assert!(matches!(err, PkiError::EncryptedKey));
     }

@@ -15,18 +15,25 @@ mod crl;
 mod der;
 mod error;
 mod fingerprint;
+mod header;
+mod inspect;
 mod issue;
 mod keys;
 mod store;
 
+pub use crl::{CRL_DAYS, CrlInfo, Revocation, make_crl, revoke, write_crl};
 pub use error::PkiError;
-pub use keys::{KeyKind, KeyType, key_kind, load_certs, load_private_key, to_pem};
 pub use fingerprint::{FingerprintFormat, FingerprintKind, Fingerprints, colon_hex};
+pub use header::device_header;
+pub use inspect::{
+    CertSummary, EXPIRY_WARNING_DAYS, Inspection, inspect, key_matches, reissue_command,
+    server_cert_warnings,
+};
 pub use issue::{
     BACKDATE, CaOptions, CaSigner, ClientOptions, Issued, ServerOptions, ca, client,
     default_server_names, pkcs12, server, valid_dns_name,
 };
-pub use crl::{CRL_DAYS, CrlInfo, Revocation, make_crl, revoke, write_crl};
+pub use keys::{KeyKind, KeyType, key_kind, load_certs, load_private_key, to_pem};
 pub use store::{
     CA_CERT, CA_CRL, CA_KEY, FileMode, ISSUED, IndexEntry, PkiDir, REVOKED, check_name,
     create_private_dir, load_ca_files, normalize_serial, write_atomic,

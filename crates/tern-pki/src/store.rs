@@ -202,8 +202,16 @@ impl PkiDir {
         }
         create_private_dir(&self.root)?;
         let made = issue::ca(opts)?;
-        write_atomic(&self.ca_key_path(), made.key_pem.as_bytes(), FileMode::Secret)?;
-        write_atomic(&self.ca_cert_path(), made.cert_pem.as_bytes(), FileMode::Public)?;
+        write_atomic(
+            &self.ca_key_path(),
+            made.key_pem.as_bytes(),
+            FileMode::Secret,
+        )?;
+        write_atomic(
+            &self.ca_cert_path(),
+            made.cert_pem.as_bytes(),
+            FileMode::Public,
+        )?;
         self.record_issued(&made.serial, "ca", opts.now)?;
         Ok(made)
     }
@@ -260,8 +268,16 @@ impl PkiDir {
     }
 
     fn write_pair(&self, name: &str, made: &Issued, now: OffsetDateTime) -> Result<(), PkiError> {
-        write_atomic(&self.key_path(name), made.key_pem.as_bytes(), FileMode::Secret)?;
-        write_atomic(&self.cert_path(name), made.cert_pem.as_bytes(), FileMode::Public)?;
+        write_atomic(
+            &self.key_path(name),
+            made.key_pem.as_bytes(),
+            FileMode::Secret,
+        )?;
+        write_atomic(
+            &self.cert_path(name),
+            made.cert_pem.as_bytes(),
+            FileMode::Public,
+        )?;
         self.record_issued(&made.serial, name, now)
     }
 
@@ -330,7 +346,8 @@ fn parse_index(path: &Path, text: &str) -> Result<Vec<IndexEntry>, PkiError> {
             return Err(bad("the serial is not hex"));
         }
         let date = parts.next().ok_or_else(|| bad("no date"))?;
-        let date = OffsetDateTime::parse(date, &Rfc3339).map_err(|_| bad("the date is not RFC 3339"))?;
+        let date =
+            OffsetDateTime::parse(date, &Rfc3339).map_err(|_| bad("the date is not RFC 3339"))?;
         let name = parts.next().unwrap_or("-").trim().to_owned();
         out.push(IndexEntry {
             serial: normalize_serial(serial),
@@ -386,9 +403,15 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = fs::metadata(pki.ca_key_path()).unwrap().permissions().mode();
+            let mode = fs::metadata(pki.ca_key_path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
-            let mode = fs::metadata(pki.ca_cert_path()).unwrap().permissions().mode();
+            let mode = fs::metadata(pki.ca_cert_path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o644);
         }
         assert_eq!(pki.issued().unwrap().len(), 2);
