@@ -56,6 +56,28 @@ pub struct DoctorArgs {
 struct Recorder {
     chain: Mutex<Vec<CertificateDer<'static>>>,
     provider: Arc<CryptoProvider>,
+    /// Set when the handshake signature could not be checked because webpki cannot parse
+    /// the certificate at all (X.509 v1): the diagnosis goes on and reports it.
+    unchecked_signature: AtomicBool,
+}
+
+impl Recorder {
+    /// Keeps a real signature check, but lets a certificate webpki cannot even parse
+    /// through so that it can be explained instead of ending the diagnosis.
+    fn tolerate_unparsable(
+        &self,
+        result: Result<HandshakeSignatureValid, rustls::Error>,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match result {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding | CertificateError::Other(_),
+            )) => {
+                self.unchecked_signature.store(true, Ordering::SeqCst);
+                Ok(HandshakeSignatureValid::assertion())
+            }
+            other => other,
+        }
+    }
 }
 
 impl ServerCertVerifier for Recorder {
@@ -81,12 +103,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
+        self.tolerate_unparsable(rustls::crypto::verify_tls12_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        ))
     }
 
     fn verify_tls13_signature(
@@ -95,12 +117,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
+        self.tolerate_unparsable(rustls::crypto::verify_tls13_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        ))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -221,6 +243,9 @@ fn describe_cert_error(e: &rustls::Error) -> String {
                 "it is malformed or an X.509 v1 certificate, which strict clients do not accept"
                     .to_owned()
             }
+            CertificateError::Other(o) if format!("{o:?}").contains("UnsupportedCertVersion") => {
+                "it is an X.509 v1 certificate, which strict clients do not accept".to_owned()
+            }
             other => format!("{other:?}"),
         },
         other => other.to_string(),
@@ -270,6 +295,7 @@ struct Handshake {
     tap: Tap,
     chain: Vec<CertificateDer<'static>>,
     client_cert_requested: bool,
+    unchecked_signature: bool,
 }
 
 enum HandshakeFailure {
@@ -297,6 +323,7 @@ fn handshake(
     let recorder = Arc::new(Recorder {
         chain: Mutex::new(Vec::new()),
         provider: provider.clone(),
+        unchecked_signature: AtomicBool::new(false),
     });
     let probe = Arc::new(ClientCertProbe {
         requested: AtomicBool::new(false),
@@ -350,7 +377,29 @@ fn handshake(
         tap,
         chain,
         client_cert_requested: probe.requested.load(Ordering::SeqCst),
+        unchecked_signature: recorder.unchecked_signature.load(Ordering::SeqCst),
     }))
+}
+
+/// Whether the chain (leaf first) leads by name and signature to one of `roots`.
+fn chain_signed_by(chain: &[CertificateDer<'static>], roots: &[CertificateDer<'static>]) -> bool {
+    let mut current = match chain.first() {
+        Some(c) => c,
+        None => return false,
+    };
+    for _ in 0..8 {
+        if roots.iter().any(|r| tern_pki::signed_by(current, r)) {
+            return true;
+        }
+        match chain
+            .iter()
+            .find(|c| *c != current && tern_pki::signed_by(current, c))
+        {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Sends CONNECT over plain TCP; true when the answer is a CONNACK.
@@ -370,7 +419,7 @@ fn speaks_plain_mqtt(addr: SocketAddr, timeout: Duration) -> bool {
 enum MqttOutcome {
     Accepted,
     Refused(u8),
-    Alert(String),
+    Alert(rustls::Error),
     Closed,
     Other(String),
 }
@@ -401,7 +450,7 @@ fn mqtt_over_tls(h: &mut Handshake) -> MqttOutcome {
         )),
         Err(e) => {
             if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                MqttOutcome::Alert(tls.to_string())
+                MqttOutcome::Alert(tls.clone())
             } else if matches!(
                 e.kind(),
                 io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
@@ -433,15 +482,15 @@ fn alert_advice(e: &rustls::Error) -> String {
     match e {
         rustls::Error::AlertReceived(A::CertificateRequired | A::HandshakeFailure) => {
             format!(
-                "the server refused the handshake ({e}); it most likely requires a client certificate (require_certificate true): pass --cert and --key, made with `tern pki client NAME`"
+                "the broker refused the connection ({e}); it most likely requires a client certificate (require_certificate true): pass --cert and --key, made with `tern pki client NAME`"
             )
         }
         rustls::Error::AlertReceived(A::CertificateRevoked) => format!(
-            "the server refused the client certificate ({e}): it is revoked; issue a new one with `tern pki client NAME`"
+            "the broker refused the client certificate ({e}): it is revoked (listed in the broker's crlfile); issue a new one with `tern pki client NAME`"
         ),
         rustls::Error::AlertReceived(A::UnknownCA | A::BadCertificate | A::DecryptError) => {
             format!(
-                "the server refused the client certificate ({e}): it is not signed by the broker's cafile CA, or is expired or revoked"
+                "the broker refused the client certificate ({e}): it is not signed by the broker's cafile CA, or it is expired"
             )
         }
         rustls::Error::AlertReceived(A::ProtocolVersion) => format!(
@@ -543,6 +592,11 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
         .negotiated_cipher_suite()
         .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()));
     println!("TLS: {version}, cipher suite {suite}");
+    if h.unchecked_signature {
+        println!(
+            "TLS: the server's handshake signature could not be checked: its certificate cannot be parsed by strict clients (X.509 v1?)"
+        );
+    }
     println!(
         "client certificate: {}",
         match (h.client_cert_requested, client_key.is_some()) {
@@ -630,12 +684,20 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
                 ))
             };
             let chain_check = verifier.verify_server_cert(ee, rest, &server_name, &[], at(inside));
+            let unparsable = matches!(
+                &chain_check,
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::BadEncoding | CertificateError::Other(_)
+                ))
+            );
             let chains = match &chain_check {
                 Ok(_) => true,
                 Err(rustls::Error::InvalidCertificate(
                     CertificateError::NotValidForName
                     | CertificateError::NotValidForNameContext { .. },
                 )) => true,
+                // webpki cannot parse it (X.509 v1): check name and signature directly.
+                Err(_) if unparsable => chain_signed_by(&chain, &ca_certs),
                 Err(_) => false,
             };
             let ca_names: Vec<String> = ca_certs
@@ -644,9 +706,14 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
                 .collect();
             if chains {
                 println!(
-                    "chain: chains to {} ({})",
+                    "chain: chains to {} ({}){}",
                     cafile.display(),
-                    ca_names.join("; ")
+                    ca_names.join("; "),
+                    if unparsable {
+                        " by signature, but strict clients cannot parse the certificate"
+                    } else {
+                        ""
+                    }
                 );
             } else {
                 let why = chain_check
@@ -660,10 +727,11 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
                     ca_names.join("; ")
                 );
                 problems.push(format!(
-                    "the server's certificate (issuer {}) does not chain to {}: give clients the CA that signed it as cafile, or reissue the server certificate with this CA: tern pki server --host {name} --ca-cert {} --ca-key CA.key",
+                    "the server's certificate (issuer {}) does not chain to {}: give clients the CA that signed it as cafile, or reissue the server certificate with this CA: tern pki server --host {name} --ca-cert {} --ca-key {}",
                     leaf.issuer,
                     cafile.display(),
-                    cafile.display()
+                    cafile.display(),
+                    cafile.with_extension("key").display()
                 ));
             }
             strict_result = Some(
@@ -762,9 +830,15 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
                     .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()));
                 println!("TLS 1.2 (needed by ESP8266): supported, {s}");
             }
-            Err(_) => println!(
+            Err(HandshakeFailure::Tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::ProtocolVersion,
+            ))) => println!(
                 "TLS 1.2 (needed by ESP8266): NOT offered; ESP8266 devices cannot connect (mosquitto: tls_version tlsv1.2)"
             ),
+            Err(HandshakeFailure::Tls(e)) => {
+                println!("TLS 1.2 (needed by ESP8266): offered, but the handshake ended with: {e}")
+            }
+            Err(_) => println!("TLS 1.2 (needed by ESP8266): could not be checked"),
         }
     }
 
@@ -788,12 +862,7 @@ pub fn run(args: DoctorArgs) -> Result<i32> {
         MqttOutcome::Alert(e) => {
             println!("MQTT: the server ended TLS after the handshake: {e}");
             transport_ok = false;
-            problems.insert(
-                0,
-                format!(
-                    "the broker refused this client after the handshake ({e}); it requires a valid client certificate: pass --cert and --key made with `tern pki client NAME`"
-                ),
-            );
+            problems.insert(0, alert_advice(&e));
         }
         MqttOutcome::Closed => {
             println!("MQTT: the server closed the connection right after the handshake");

@@ -211,6 +211,18 @@ pub fn key_matches(cert: &CertificateDer<'_>, key: &PrivateKeyDer<'_>) -> Result
     Ok(pair.public_key_raw() == x.public_key().subject_public_key.data.as_ref())
 }
 
+/// Whether `cert` names `issuer` as its issuer and carries a valid signature by
+/// `issuer`'s key. Works for X.509 v1 certificates too, which webpki refuses to parse.
+pub fn signed_by(cert: &CertificateDer<'_>, issuer: &CertificateDer<'_>) -> bool {
+    let (Ok((_, c)), Ok((_, i))) = (
+        X509Certificate::from_der(cert.as_ref()),
+        X509Certificate::from_der(issuer.as_ref()),
+    ) else {
+        return false;
+    };
+    c.issuer().as_raw() == i.subject().as_raw() && c.verify_signature(Some(i.public_key())).is_ok()
+}
+
 /// A problem found with a certificate, before it is put in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Problem {
@@ -601,6 +613,16 @@ mod tests {
             w.iter().all(|x| x.ends_with("--host YOUR.BROKER.HOST")),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn signed_by_checks_name_and_signature() {
+        let made = issue::ca(&CaOptions::default()).unwrap();
+        let ca = CaSigner::from_pem(made.cert_pem.as_bytes(), made.key_pem.as_bytes()).unwrap();
+        let other = issue::ca(&CaOptions::default()).unwrap();
+        let s = issue::server(&ca, &ServerOptions::default()).unwrap();
+        assert!(signed_by(&s.cert_der, ca.cert_der()));
+        assert!(!signed_by(&s.cert_der, &other.cert_der));
     }
 
     #[test]

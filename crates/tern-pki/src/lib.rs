@@ -27,7 +27,7 @@ pub use fingerprint::{FingerprintFormat, FingerprintKind, Fingerprints, colon_he
 pub use header::device_header;
 pub use inspect::{
     CertSummary, EXPIRY_WARNING_DAYS, Inspection, inspect, key_matches, reissue_command,
-    server_cert_warnings,
+    server_cert_warnings, signed_by,
 };
 pub use issue::{
     BACKDATE, CaOptions, CaSigner, ClientOptions, Issued, ServerOptions, ca, client,
