@@ -231,4 +231,47 @@ mod tests {
         ));
         std::fs::remove_dir_all(&d).unwrap();
     }
+
+    /// The broker will load ca.crl with rustls' `WebPkiClientVerifier::with_crls`.
+    #[test]
+    fn rustls_client_verifier_honours_the_crl() {
+        use rustls::server::WebPkiClientVerifier;
+        use rustls_pki_types::{CertificateRevocationListDer, UnixTime};
+
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let d = std::env::temp_dir().join(format!("tern-pki-crl2-{}-{nanos}", std::process::id()));
+        let pki = PkiDir::new(&d);
+        pki.create_ca(&CaOptions::default(), false).unwrap();
+        let ca = pki.load_ca().unwrap();
+        let good = pki
+            .issue_client(&ca, "good", &ClientOptions::default(), None)
+            .unwrap();
+        let bad = pki
+            .issue_client(&ca, "bad", &ClientOptions::default(), None)
+            .unwrap();
+        revoke(&pki, "bad", OffsetDateTime::now_utc()).unwrap();
+        let crl_pem = std::fs::read(pki.crl_path()).unwrap();
+        let crl_der =
+            CertificateRevocationListDer::from(pem::parse(&crl_pem).unwrap().into_contents());
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.cert_der().clone()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+            .with_crls([crl_der])
+            .build()
+            .unwrap();
+        let now = UnixTime::now();
+        verifier
+            .verify_client_cert(&good.cert_der, &[], now)
+            .unwrap();
+        let err = verifier
+            .verify_client_cert(&bad.cert_der, &[], now)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

@@ -615,6 +615,62 @@ mod tests {
         );
     }
 
+    const TUTORIAL_CERT: &str = include_str!("../testdata/tutorial-server.crt");
+    const TUTORIAL_KEY: &str = include_str!("../testdata/tutorial-server.key");
+    const TUTORIAL_CA: &str = include_str!("../testdata/tutorial-ca.crt");
+    const TUTORIAL_CA_KEY: &str = include_str!("../testdata/tutorial-ca.key");
+
+    fn tutorial_now() -> OffsetDateTime {
+        let c = keys::load_certs(TUTORIAL_CERT.as_bytes()).unwrap();
+        CertSummary::of(&c[0]).unwrap().not_before + Duration::days(1)
+    }
+
+    #[test]
+    fn tutorial_v1_certificate_gets_the_reissue_sentence() {
+        let chain = keys::load_certs(TUTORIAL_CERT.as_bytes()).unwrap();
+        let key = keys::load_private_key(TUTORIAL_KEY.as_bytes()).unwrap();
+        let w = server_cert_warnings("server.crt", &chain, Some(&key), tutorial_now());
+        assert_eq!(
+            w,
+            vec![
+                "server.crt is an X.509 v1 certificate with no subjectAltName, so strict TLS clients will refuse it; reissue it with: tern pki server --host broker.example.com"
+            ]
+        );
+        let s = CertSummary::of(&chain[0]).unwrap();
+        assert_eq!(s.version, 1);
+        assert_eq!(s.key, KeyKind::Rsa { bits: 2048 });
+        assert_eq!(s.signature_algorithm, "sha256WithRSAEncryption");
+        assert!(signed_by(
+            &chain[0],
+            &keys::load_certs(TUTORIAL_CA.as_bytes()).unwrap()[0]
+        ));
+    }
+
+    #[test]
+    fn tutorial_ca_signs_a_proper_certificate() {
+        let ca = CaSigner::from_pem(TUTORIAL_CA.as_bytes(), TUTORIAL_CA_KEY.as_bytes()).unwrap();
+        let s = issue::server(
+            &ca,
+            &ServerOptions {
+                hosts: vec!["broker.example.com".into()],
+                key_type: crate::KeyType::Rsa2048,
+                ..ServerOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(signed_by(&s.cert_der, ca.cert_der()));
+        let sum = CertSummary::of(&s.cert_der).unwrap();
+        assert_eq!(sum.issuer, CertSummary::of(ca.cert_der()).unwrap().subject);
+        let key = keys::load_private_key(s.key_pem.as_bytes()).unwrap();
+        let w = server_cert_warnings(
+            "server.crt",
+            std::slice::from_ref(&s.cert_der),
+            Some(&key),
+            OffsetDateTime::now_utc(),
+        );
+        assert!(w.is_empty(), "{w:?}");
+    }
+
     #[test]
     fn signed_by_checks_name_and_signature() {
         let made = issue::ca(&CaOptions::default()).unwrap();
