@@ -31,7 +31,8 @@ use time::OffsetDateTime;
 /// `tern doctor ...`
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Broker address: HOST, HOST:PORT or [IPv6]:PORT (default port 8883).
+    /// The broker's address.
+    #[arg(help = "Broker address: HOST, HOST:PORT or [IPv6]:PORT (default port 8883)")]
     target: String,
     /// CA certificate clients trust (the tutorial's ca.crt).
     #[arg(long, value_name = "FILE")]

@@ -7,8 +7,19 @@
 //! warnings ([`inspect`], [`server_cert_warnings`]), fingerprints in the forms ESP8266 and
 //! ESP32 sketches want ([`Fingerprints`]), and a C header for devices ([`device_header`]).
 //!
-//! The crate never talks to the network. Functions that write files say so in their names
-//! and take a directory; everything else works on bytes.
+//! The crate never talks to the network. Only [`PkiDir`] (and [`revoke`] / [`write_crl`],
+//! which take one) touch files; everything else works on bytes, with the current time
+//! passed in.
+//!
+//! Dependencies beyond the architecture table, and why:
+//! - `rustls` (ring provider only, no aws-lc): validating keys exactly as the broker will
+//!   load them, and the OS random generator for serials;
+//! - `rsa`: ring cannot generate RSA keys, and ESP8266 devices want RSA server keys;
+//! - `p12-keystore`: `NAME.p12` bundles for clients that import PKCS#12;
+//! - `pem`: PEM with OpenSSL's layout (64 columns, `\n`).
+//!
+//! Keys are always written as PKCS#8 (`BEGIN PRIVATE KEY`), like OpenSSL 3; PKCS#1 and
+//! SEC1 keys from older tools are read and rewrapped as PKCS#8 in memory when signing.
 #![forbid(unsafe_code)]
 
 mod crl;
