@@ -635,8 +635,19 @@ fn existing_ca_keys_in_pkcs1_and_sec1_are_accepted() {
     );
     let v = openssl(&d, &["verify", "-CAfile", "ca.crt", "o/server.crt"]);
     assert!(v.trim_end().ends_with(": OK"), "{v}");
-    // The CA key loads for a CRL too.
-    tern(&d, &["pki", "ca", "--dir", "own"]);
+    // The openssl-made CA also signs CRLs that openssl accepts (the AKI must match its SKI).
+    std::fs::create_dir_all(d.join("o")).unwrap();
+    std::fs::copy(d.join("ca.crt"), d.join("o/ca.crt")).unwrap();
+    std::fs::copy(d.join("ca.key"), d.join("o/ca.key")).unwrap();
+    let out = tern(&d, &["pki", "revoke", "server", "--dir", "o"]);
+    assert!(out.contains("revoked server"), "{out}");
+    let crl = openssl(
+        &d,
+        &[
+            "crl", "-in", "o/ca.crl", "-CAfile", "ca.crt", "-noout", "-text",
+        ],
+    );
+    assert!(crl.contains("Revoked Certificates"), "{crl}");
 }
 
 #[test]

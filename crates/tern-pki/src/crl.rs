@@ -18,6 +18,10 @@ use crate::store::{FileMode, IndexEntry, PkiDir, normalize_serial, write_atomic}
 /// Default CRL lifetime (nextUpdate - thisUpdate).
 pub const CRL_DAYS: u32 = 30;
 
+/// Serials not found in issued.txt must have at least this many hex digits (OpenSSL and
+/// tern use 32 to 40), so that a mistyped name such as `abc` is not revoked as serial 0xABC.
+const MIN_FOREIGN_SERIAL_HEX: usize = 8;
+
 /// thisUpdate is set back by this much so a broker whose clock is a little behind the
 /// machine that signed the CRL does not reject it as "not yet valid".
 const CRL_BACKDATE: Duration = Duration::hours(1);
@@ -131,6 +135,9 @@ pub fn revoke(
 ) -> Result<Revocation, PkiError> {
     let issued = dir.issued()?;
     let mut revoked = dir.revoked()?;
+    if name_or_serial == "ca" {
+        return Err(PkiError::RevokeCa);
+    }
     let by_name: Vec<&IndexEntry> = issued
         .iter()
         .filter(|e| e.name == name_or_serial && e.name != "ca")
@@ -142,17 +149,18 @@ pub fn revoke(
             .collect()
     } else {
         let serial = normalize_serial(name_or_serial);
-        if serial.is_empty() || !serial.chars().all(|c| c.is_ascii_hexdigit()) {
+        if !serial.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(PkiError::NotIssued(name_or_serial.to_owned()));
         }
-        let name = issued
-            .iter()
-            .find(|e| e.serial == serial)
-            .map_or_else(|| "-".to_owned(), |e| e.name.clone());
+        let known = issued.iter().find(|e| e.serial == serial);
+        // A serial tern did not issue (e.g. from `openssl x509 -CAcreateserial`) is taken
+        // as given, but only when it is long enough not to be a mistyped name.
+        if known.is_none() && serial.len() < MIN_FOREIGN_SERIAL_HEX {
+            return Err(PkiError::NotIssued(name_or_serial.to_owned()));
+        }
+        let name = known.map_or_else(|| "-".to_owned(), |e| e.name.clone());
         if name == "ca" {
-            return Err(PkiError::NotIssued(format!(
-                "{name_or_serial} (that is the CA itself: make a new CA with `tern pki ca --force` instead)"
-            )));
+            return Err(PkiError::RevokeCa);
         }
         vec![(serial, name)]
     };
@@ -229,6 +237,14 @@ mod tests {
             revoke(&pki, "nobody", now),
             Err(PkiError::NotIssued(_))
         ));
+        assert!(matches!(
+            revoke(&pki, "abc", now),
+            Err(PkiError::NotIssued(_))
+        ));
+        assert!(matches!(revoke(&pki, "ca", now), Err(PkiError::RevokeCa)));
+        let foreign = revoke(&pki, "10:3E:4A:3E:64:1E:66:18", now).unwrap();
+        assert_eq!(foreign.newly_revoked[0].serial, "103E4A3E641E6618");
+        assert_eq!(foreign.newly_revoked[0].name, "-");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -130,6 +130,12 @@ pub enum PkiError {
     )]
     NotIssued(String),
 
+    /// An attempt to revoke the CA itself.
+    #[error(
+        "the CA cannot revoke itself; to stop trusting it, make a new CA with `tern pki ca --force` and reissue every certificate"
+    )]
+    RevokeCa,
+
     /// A certificate name that cannot be used as a file name.
     #[error(
         "'{0}' cannot be used as a certificate name; use letters, digits, '-', '_' and '.', not starting with '.'"
