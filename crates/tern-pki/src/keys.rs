@@ -496,6 +496,31 @@ mod tests {
     }
 
     #[test]
+    fn p384_is_accepted_small_rsa_and_ed25519_are_not() {
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let key = load_private_key(p384.serialize_pem().as_bytes()).unwrap();
+        assert_eq!(
+            key_kind(&key).unwrap(),
+            KeyKind::Ecdsa {
+                curve: "P-384".into()
+            }
+        );
+        signing_key(&key).unwrap();
+
+        use rsa::pkcs8::EncodePrivateKey;
+        let small = rsa::PrivateKey::new(&mut SystemRng, 1024).unwrap();
+        let der = small.to_pkcs8_der().unwrap();
+        let pem = to_pem("PRIVATE KEY", der.as_bytes());
+        let err = load_private_key(pem.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("RSA 1024 bits"), "{err}");
+        assert!(err.to_string().contains("--key rsa-2048"), "{err}");
+
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let err = load_private_key(ed.serialize_pem().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("Ed25519"), "{err}");
+    }
+
+    #[test]
     fn pkcs1_rewrapped_as_pkcs8_is_loadable() {
         let kp = generate(KeyType::Rsa2048).unwrap();
         // Extract the PKCS#1 structure from PKCS#8 and rewrap it.
