@@ -3,23 +3,32 @@ use clap::Parser;
 
 mod broker;
 mod daemon;
+mod doctor;
 mod logging;
 mod passwd;
+mod paths;
+mod pki;
 
 #[derive(Debug, Parser)]
 #[command(name = "tern", version, about = "Encrypted MQTT for IoT in one tool")]
 enum Cli {
     /// Run the MQTT broker (accepts mosquitto's command line).
     Broker(broker::BrokerArgs),
-    /// Print the version.
-    Version,
+    /// Make, inspect and revoke TLS certificates (replaces the openssl commands).
+    Pki(pki::PkiArgs),
+    /// Diagnose a broker's TLS port as a device would see it.
+    Doctor(doctor::DoctorArgs),
     /// Manage a Mosquitto-compatible password file (like mosquitto_passwd).
     Passwd(passwd::PasswdArgs),
+    /// Print the version.
+    Version,
 }
 
 fn main() -> std::process::ExitCode {
     let code = match Cli::parse() {
         Cli::Broker(a) => broker::run(a),
+        Cli::Pki(a) => pki::run(a).map(|()| 0),
+        Cli::Doctor(a) => doctor::run(a),
         Cli::Passwd(a) => passwd::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
