@@ -28,9 +28,40 @@ use crate::session::{
 use crate::stats::Stats;
 use crate::trie::{Hit, Sub, SubscriptionTree};
 
+/// Settings that can differ per listener (mosquitto.conf listener options and, with
+/// `per_listener_settings`, the security options).
+#[derive(Clone, Debug)]
+pub struct ListenerLimits {
+    /// `max_qos`.
+    pub max_qos: QoS,
+    /// `max_topic_alias`.
+    pub max_topic_alias: u16,
+    /// `allow_zero_length_clientid`.
+    pub allow_zero_length_clientid: bool,
+    /// `auto_id_prefix`.
+    pub auto_id_prefix: String,
+    /// `acl_file` decisions for clients of this listener.
+    pub authorizer: Arc<dyn Authorizer>,
+}
+
+impl ListenerLimits {
+    /// The broker-wide values of `cfg`, allowing everything.
+    pub fn from_core(cfg: &CoreConfig) -> Self {
+        Self {
+            max_qos: cfg.max_qos,
+            max_topic_alias: cfg.max_topic_alias,
+            allow_zero_length_clientid: cfg.allow_zero_length_clientid,
+            auto_id_prefix: cfg.auto_id_prefix.clone(),
+            authorizer: Arc::new(AllowAll),
+        }
+    }
+}
+
 /// What the connection driver knows when a CONNECT arrives.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectRequest<'a> {
+    /// The listener's settings.
+    pub limits: &'a ListenerLimits,
     pub connect: &'a Connect<'a>,
     /// The user name for authorisation: from CONNECT, or the certificate identity with
     /// `use_identity_as_username`. Authentication has already succeeded.
@@ -103,7 +134,6 @@ pub struct Broker {
     id_seed: u64,
     wakeups: Vec<ConnId>,
     stats: Stats,
-    authz: Arc<dyn Authorizer>,
     total_queued_bytes: usize,
     started: Timestamp,
     next_sys: Option<Timestamp>,
@@ -129,7 +159,6 @@ impl Broker {
             id_seed,
             wakeups: Vec::new(),
             stats: Stats::default(),
-            authz: Arc::new(AllowAll),
             total_queued_bytes: 0,
             started: now,
             next_sys,
@@ -151,9 +180,14 @@ impl Broker {
         self.cfg = cfg;
     }
 
-    /// Installs the access-control decisions (ACL file).
-    pub fn set_authorizer(&mut self, authz: Arc<dyn Authorizer>) {
-        self.authz = authz;
+    /// Installs new access-control decisions for every session of a listener (SIGHUP): from
+    /// the next packet on, clients are checked against `authz`.
+    pub fn replace_authorizer(&mut self, old: &Arc<dyn Authorizer>, new: &Arc<dyn Authorizer>) {
+        for (_, s) in self.sessions.iter_mut() {
+            if Arc::ptr_eq(&s.authz, old) {
+                s.authz = new.clone();
+            }
+        }
     }
 
     /// Counters, for the drivers to add bytes and packets to.
@@ -247,14 +281,14 @@ impl Broker {
                         "an empty client id needs clean start",
                     );
                 }
-                if !self.cfg.allow_zero_length_clientid {
+                if !req.limits.allow_zero_length_clientid {
                     return refuse(
                         out,
                         ReasonCode::ClientIdentifierNotValid,
                         "empty client ids are not allowed",
                     );
                 }
-                let id: Arc<str> = Arc::from(self.new_client_id());
+                let id: Arc<str> = Arc::from(self.new_client_id(&req.limits.auto_id_prefix));
                 assigned = Some(id.clone());
                 id
             }
@@ -333,7 +367,7 @@ impl Broker {
                 username: req.username,
                 client_id: &client_id,
             };
-            if !self.authz.can_write(who, w.topic) {
+            if !req.limits.authorizer.can_write(who, w.topic) {
                 return refuse(
                     out,
                     ReasonCode::NotAuthorized,
@@ -362,11 +396,13 @@ impl Broker {
             s.will = will;
             s.will_due = None;
             s.wake_pending = false;
+            s.authz = req.limits.authorizer.clone();
             s.conn = Some(Attached {
                 id: conn,
                 receive_maximum,
                 max_packet_size: client_max_packet_size,
                 closing: None,
+                max_qos: req.limits.max_qos,
             });
         }
         self.conns.insert(conn, key);
@@ -380,7 +416,7 @@ impl Broker {
             info.server_keep_alive = server_keep_alive;
             info.receive_maximum = Some(self.cfg.max_inflight_messages.max(1));
             info.maximum_packet_size = Some(self.cfg.max_packet_size);
-            info.topic_alias_maximum = Some(self.cfg.max_topic_alias).filter(|&m| m > 0);
+            info.topic_alias_maximum = Some(req.limits.max_topic_alias).filter(|&m| m > 0);
             info.retain_available = (!self.cfg.retain_available).then_some(0);
             info.maximum_qos =
                 (self.cfg.max_qos != QoS::ExactlyOnce).then_some(self.cfg.max_qos.as_u8());
@@ -421,7 +457,7 @@ impl Broker {
         })
     }
 
-    fn new_client_id(&mut self) -> String {
+    fn new_client_id(&mut self, prefix: &str) -> String {
         // A counter mixed with the caller's random seed (splitmix64): unique and not guessable
         // from outside, without an RNG in this crate.
         self.id_seed = self.id_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -429,7 +465,7 @@ impl Broker {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        format!("{}{z:016x}", self.cfg.auto_id_prefix)
+        format!("{prefix}{z:016x}")
     }
 
     // ----- packets after CONNECT ----------------------------------------------------------
@@ -516,7 +552,11 @@ impl Broker {
         out: &mut Vec<Out>,
     ) -> Result<(), Close> {
         self.stats.publish_received += 1;
-        if p.qos > self.cfg.max_qos {
+        let max_qos = self.sessions[key]
+            .conn
+            .as_ref()
+            .map_or(self.cfg.max_qos, |a| a.max_qos);
+        if p.qos > max_qos {
             // [MQTT-3.2.2-11] 5.0: QoS not supported (0x9B).
             return Err(Close::new(
                 ReasonCode::QosNotSupported,
@@ -577,15 +617,15 @@ impl Broker {
             ack(out, r);
             return Ok(());
         }
-        let (client_id, username) = {
+        let (client_id, username, authz) = {
             let s = &self.sessions[key];
-            (s.client_id.clone(), s.username.clone())
+            (s.client_id.clone(), s.username.clone(), s.authz.clone())
         };
         let who = Identity {
             username: username.as_deref(),
             client_id: &client_id,
         };
-        if !self.authz.can_write(who, &topic) {
+        if !authz.can_write(who, &topic) {
             // Mosquitto 2: 3.1.1 publishers get a normal acknowledgement; 5.0 gets 0x87.
             let r = if v.is_v5() {
                 ReasonCode::NotAuthorized
@@ -656,9 +696,15 @@ impl Broker {
     ) {
         let sub_id = sub.properties.subscription_identifiers.first();
         let mut codes = Vec::with_capacity(sub.filters.len());
-        let (client_id, username, v) = {
+        let (client_id, username, authz, max_qos) = {
             let s = &self.sessions[key];
-            (s.client_id.clone(), s.username.clone(), s.version)
+            let max_qos = s.conn.as_ref().map_or(self.cfg.max_qos, |a| a.max_qos);
+            (
+                s.client_id.clone(),
+                s.username.clone(),
+                s.authz.clone(),
+                max_qos,
+            )
         };
         let who = Identity {
             username: username.as_deref(),
@@ -668,11 +714,11 @@ impl Broker {
         for (filter, opts) in sub.filters.iter() {
             let shared = topic::split_shared(filter);
             let inner = shared.map_or(filter, |(_, f)| f);
-            if self.authz.check_subscribe(who, inner) == SubscribeDecision::Denied {
+            if authz.check_subscribe(who, inner) == SubscribeDecision::Denied {
                 codes.push(ReasonCode::NotAuthorized.as_u8());
                 continue;
             }
-            let granted = opts.qos.min(self.cfg.max_qos);
+            let granted = opts.qos.min(max_qos);
             let mut options = opts;
             options.qos = granted;
             let existed = self.sessions[key]
@@ -698,7 +744,7 @@ impl Broker {
                 retained.clear();
                 self.retained.matching(filter, now, &mut retained);
                 for m in &retained {
-                    if !self.authz.can_read(who, &m.topic) {
+                    if !authz.can_read(who, &m.topic) {
                         continue;
                     }
                     let mut ids = SubIds::None;
@@ -718,7 +764,6 @@ impl Broker {
                 }
             }
         }
-        let _ = v;
         out.push(Out::Suback(sub.packet_id, codes));
     }
 
@@ -1040,7 +1085,7 @@ impl Broker {
             let Some(s) = self.sessions.get(t.session) else {
                 continue;
             };
-            if !self.authz.can_read(
+            if !s.authz.can_read(
                 Identity {
                     username: s.username.as_deref(),
                     client_id: &s.client_id,

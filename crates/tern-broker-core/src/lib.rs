@@ -13,7 +13,7 @@ pub mod stats;
 pub mod trie;
 
 pub use auth::{AllowAll, AuthResult, Authenticator, Authorizer, Identity, SubscribeDecision};
-pub use broker::{Accepted, Broker, ConnectRequest, Drain, Flow};
+pub use broker::{Accepted, Broker, ConnectRequest, Drain, Flow, ListenerLimits};
 pub use config::CoreConfig;
 pub use message::{Message, MsgRef};
 pub use out::{Close, ConnackInfo, Delivery, Out};

@@ -97,6 +97,8 @@ pub struct Attached {
     pub max_packet_size: u32,
     /// Set when the broker has decided to close this connection (takeover, shutdown).
     pub closing: Option<ReasonCode>,
+    /// The listener's `max_qos`.
+    pub max_qos: QoS,
 }
 
 /// Session expiry: seconds after disconnection, or never.
@@ -107,6 +109,8 @@ pub const EXPIRY_NEVER: u32 = u32::MAX;
 pub struct Session {
     pub client_id: Arc<str>,
     pub username: Option<Arc<str>>,
+    /// Access decisions for this client (its listener's ACL).
+    pub authz: Arc<dyn crate::auth::Authorizer>,
     pub version: ProtocolVersion,
     pub conn: Option<Attached>,
     /// Session expiry interval in seconds ([`EXPIRY_NEVER`] for 3.1.1 persistent sessions).
@@ -132,6 +136,7 @@ impl Session {
         Self {
             client_id,
             username: None,
+            authz: Arc::new(crate::auth::AllowAll),
             version,
             conn: None,
             expiry: 0,

@@ -29,6 +29,7 @@ fn connect_with(
     let r = b.connect(
         Timestamp(now),
         ConnectRequest {
+            limits: &ListenerLimits::from_core(&CoreConfig::default()),
             connect: &c,
             username: None,
             client_id_override: None,
@@ -174,6 +175,7 @@ fn persistent_session_queues_qos1_and_redelivers_with_dup() {
         .connect(
             Timestamp(1),
             ConnectRequest {
+                limits: &ListenerLimits::from_core(&CoreConfig::default()),
                 connect: &c,
                 username: None,
                 client_id_override: None,

@@ -448,6 +448,7 @@ fn handle_connect(
     let mut outs = Vec::new();
     let mut core = shared.lock();
     let req = ConnectRequest {
+        limits: &listener.limits,
         connect: c,
         username,
         client_id_override,
@@ -467,7 +468,7 @@ fn handle_connect(
             debug!(version = %acc.version, keep_alive = acc.keep_alive, "client connected");
             st.conn = Some(acc.conn);
             st.client_id = Some(acc.client_id.clone());
-            st.aliases = InboundAliases::new(shared.core_max_topic_alias());
+            st.aliases = InboundAliases::new(listener.limits.max_topic_alias);
             st.keep_alive = Some(KeepAlive::new(acc.keep_alive, now));
             let mut enc = Encoder::new(
                 acc.version,

@@ -6,6 +6,8 @@
 pub mod clock;
 pub mod conn;
 pub mod encode;
+pub mod security;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tern_broker_core::{Authenticator, Authorizer, Broker, ConnId, CoreConfig};
+use tern_broker_core::{Authenticator, Broker, ConnId, CoreConfig, ListenerLimits};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tracing::{debug, info, warn};
@@ -51,6 +53,8 @@ pub struct ListenerSettings {
     pub use_username_as_clientid: bool,
     /// `max_connections` for this listener.
     pub max_connections: usize,
+    /// `max_qos`, `max_topic_alias`, client id rules and the ACL of this listener.
+    pub limits: ListenerLimits,
 }
 
 impl Default for ListenerSettings {
@@ -61,6 +65,7 @@ impl Default for ListenerSettings {
             authenticator: None,
             use_username_as_clientid: false,
             max_connections: 100_000,
+            limits: ListenerLimits::from_core(&CoreConfig::default()),
         }
     }
 }
@@ -84,8 +89,6 @@ pub struct ServerSettings {
     pub connect_timeout: Duration,
     /// `max_connections_per_address` (tern).
     pub max_connections_per_address: usize,
-    /// `acl_file`, if any.
-    pub authorizer: Option<Arc<dyn Authorizer>>,
 }
 
 impl Default for ServerSettings {
@@ -96,7 +99,6 @@ impl Default for ServerSettings {
             max_connections: 100_000,
             connect_timeout: Duration::from_secs(10),
             max_connections_per_address: 100_000,
-            authorizer: None,
         }
     }
 }
@@ -143,10 +145,6 @@ impl Shared {
         self.settings.core.max_packet_size
     }
 
-    fn core_max_topic_alias(&self) -> u16 {
-        self.settings.core.max_topic_alias
-    }
-
     fn add_sent(&self, bytes: usize, packets: u64) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
         self.packets_sent.fetch_add(packets, Ordering::Relaxed);
@@ -190,10 +188,7 @@ impl Server {
                 })?;
             listeners.push((l, Arc::new(spec.settings.clone())));
         }
-        let mut broker = Broker::new(settings.core.clone(), clock::now(), rand::random());
-        if let Some(a) = &settings.authorizer {
-            broker.set_authorizer(a.clone());
-        }
+        let broker = Broker::new(settings.core.clone(), clock::now(), rand::random());
         let shared = Arc::new(Shared {
             core: Mutex::new(CoreState {
                 broker,

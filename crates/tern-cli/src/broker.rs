@@ -1,13 +1,14 @@
 //! `tern broker`: Mosquitto's command line (`-c FILE`, `-p PORT`..., `-v`, `-d`), start-up
 //! lines, signals. Configuration parsing lives in tern-conf, serving in tern-broker.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tern_broker::{ListenerSettings, ListenerSpec, Protocol, Server, ServerSettings};
+use tern_broker::{Protocol, Server, settings};
+use tern_conf::conf::{Config, FsLoader};
 
 /// Run the MQTT broker (accepts mosquitto's command line).
 #[derive(Debug, Args)]
@@ -30,32 +31,6 @@ pub struct BrokerArgs {
     pub quiet: bool,
 }
 
-/// The implicit listener of a broker started without listeners: loopback only, anonymous
-/// allowed there (mosquitto 2's "local only mode").
-fn local_only(ports: &[u16]) -> Vec<ListenerSpec> {
-    let ports = if ports.is_empty() {
-        vec![1883]
-    } else {
-        ports.to_vec()
-    };
-    let mut out = Vec::new();
-    for port in ports {
-        for ip in [
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ] {
-            out.push(ListenerSpec {
-                addr: SocketAddr::new(ip, port),
-                settings: ListenerSettings {
-                    allow_anonymous: true,
-                    ..ListenerSettings::default()
-                },
-            });
-        }
-    }
-    out
-}
-
 pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
     crate::logging::init(if args.quiet {
         "off"
@@ -67,17 +42,27 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
     if args.daemon {
         return crate::daemon::detach();
     }
-    if args.config.is_some() {
-        anyhow::bail!("configuration files are not supported yet in this build");
-    }
-    let mut settings = ServerSettings {
-        listeners: local_only(&args.port),
-        ..ServerSettings::default()
+    let config = match &args.config {
+        Some(path) => Config::load(path, &FsLoader).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::parse_str(
+            std::path::Path::new("(no configuration file)"),
+            "",
+            &FsLoader,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
-    // ::1 may be missing (IPv6 disabled): keep going with what binds.
-    settings
-        .listeners
-        .retain(|l| l.addr.is_ipv4() || ipv6_available());
+    let built = settings::build(&config, &args.port).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &built.warnings {
+        eprintln!("tern: warning: {w}");
+    }
+    let mut settings = built.settings;
+    // ::1 may be missing (IPv6 disabled) in local-only mode: keep going with what binds.
+    if config.listeners.is_empty() {
+        settings
+            .listeners
+            .retain(|l| l.addr.is_ipv4() || ipv6_available());
+    }
+    let local_only = config.listeners.is_empty();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,7 +85,9 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
                 },
             );
         }
-        println!("tern: no configuration file given: local-only mode, loopback connections only.");
+        if local_only {
+            println!("tern: no listener configured: local-only mode, loopback connections only.");
+        }
         server.run(shutdown_signal(), Duration::from_secs(5)).await;
         anyhow::Ok(())
     })?;

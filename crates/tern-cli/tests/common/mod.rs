@@ -26,8 +26,8 @@ impl Broker {
     }
 
     /// `tern broker -c FILE` with `config` written to a temp file. `{dir}` in the text is
-    /// replaced by the test's temp directory. Every `listener 0` gets an ephemeral port; the
-    /// first IPv4 one printed is `port`.
+    /// replaced by the test's temp directory, `{port}` (and `{port2}`) by free loopback
+    /// ports. The first IPv4 listener printed is `port`.
     pub fn with_config(config: &str) -> Broker {
         Self::start_args(&[], Some(config))
     }
@@ -39,7 +39,11 @@ impl Broker {
         cmd.arg("broker").args(args);
         if let Some(text) = config {
             let path = dir.path().join("tern.conf");
-            std::fs::write(&path, text.replace("{dir}", dir.path().to_str().unwrap())).unwrap();
+            let text = text
+                .replace("{dir}", dir.path().to_str().unwrap())
+                .replace("{port}", &free_port().to_string())
+                .replace("{port2}", &free_port().to_string());
+            std::fs::write(&path, text).unwrap();
             cmd.arg("-c").arg(&path);
         }
         let log_file = std::fs::File::create(&log).unwrap();
@@ -72,13 +76,20 @@ impl Broker {
                 Err(_) => {
                     let _ = child.kill();
                     let log = std::fs::read_to_string(&log).unwrap_or_default();
-                    panic!("tern broker did not report a listener within 15 s.\nstdout: {seen:?}\nlog:\n{log}");
+                    panic!(
+                        "tern broker did not report a listener within 15 s.\nstdout: {seen:?}\nlog:\n{log}"
+                    );
                 }
             }
         };
         // Keep draining stdout so the broker never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        Broker { child, port, dir, log }
+        Broker {
+            child,
+            port,
+            dir,
+            log,
+        }
     }
 
     /// The broker's log so far.
@@ -100,7 +111,12 @@ impl Broker {
 
     /// Sends a signal (by name, e.g. "TERM", "HUP") with the `kill` command.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -{sig} failed");
     }
 
@@ -133,10 +149,22 @@ impl Drop for Broker {
     }
 }
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// "tern: listening on 127.0.0.1:PORT (...)" -> PORT (IPv4 listeners only).
 fn parse_port(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("tern: listening on 127.0.0.1:")?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Runs a command with a time limit; returns (exit code, stdout, stderr).
@@ -149,7 +177,11 @@ pub fn run(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, String) 
         if child.try_wait().unwrap().is_some() || Instant::now() > end {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            return (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+            return (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }

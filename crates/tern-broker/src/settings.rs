@@ -1,0 +1,361 @@
+//! From a parsed mosquitto.conf ([`tern_conf::conf::Config`]) to [`ServerSettings`]: bind
+//! addresses, per-listener security, the core's limits. Mosquitto's "0 means unlimited" is
+//! mapped to tern's finite caps here, in one place. Options that tern does not implement yet
+//! are refused with a message that says so, never silently ignored.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_broker_core::{AllowAll, Authenticator, Authorizer, CoreConfig, ListenerLimits};
+use tern_codec::QoS;
+use tern_conf::acl::AclFile;
+use tern_conf::conf::{
+    Config, ListenAddress, Listener, Protocol as ConfProtocol, Security, SocketDomain,
+};
+use tern_conf::passwd::PasswordFile;
+
+use crate::security::{Acl, Passwords};
+use crate::{ListenerSettings, ListenerSpec, Protocol, ServerSettings};
+
+/// The caps tern puts where Mosquitto allows "unlimited".
+pub mod caps {
+    /// `max_inflight_messages 0`.
+    pub const INFLIGHT: u16 = 65_535;
+    /// `max_queued_messages 0`: per session.
+    pub const QUEUED_MESSAGES: u32 = 100_000;
+    /// `max_queued_bytes 0`: per session, 64 MiB.
+    pub const QUEUED_BYTES: u64 = 64 * 1024 * 1024;
+    /// `message_size_limit 0`: the protocol's own maximum.
+    pub const MESSAGE_SIZE: u32 = 268_435_455;
+    /// `max_packet_size` unset: 16 MiB (each connection buffers at most one such packet).
+    pub const PACKET_SIZE: u32 = 16 * 1024 * 1024;
+    /// `memory_limit 0`: 1 GiB of queued messages.
+    pub const MEMORY: u64 = 1024 * 1024 * 1024;
+    /// `max_connections -1`.
+    pub const CONNECTIONS: u32 = 100_000;
+}
+
+/// Why the configuration cannot be served. Each message names the file and line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    #[error("{at}: {what}")]
+    Unsupported { at: String, what: String },
+    #[error(
+        "{at}: cannot resolve listener address '{host}': {source}. Use an IP address or a name in /etc/hosts"
+    )]
+    Resolve {
+        at: String,
+        host: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: cannot read the password file: {source}. Check the path and that the broker's user can read it"
+    )]
+    PasswordFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: cannot read the ACL file: {source}. Check the path and that the broker's user can read it"
+    )]
+    AclFileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Acl(#[from] tern_conf::acl::AclError),
+}
+
+/// Settings and the warnings to print at start-up.
+#[derive(Debug)]
+pub struct Built {
+    pub settings: ServerSettings,
+    pub warnings: Vec<String>,
+}
+
+/// The broker-wide core limits from the general options.
+pub fn core_config(c: &Config) -> CoreConfig {
+    let d = CoreConfig::default();
+    CoreConfig {
+        max_inflight_messages: c.max_inflight_messages.capped(caps::INFLIGHT),
+        max_queued_messages: c.max_queued_messages.capped(caps::QUEUED_MESSAGES) as usize,
+        max_queued_bytes: c.max_queued_bytes.capped(caps::QUEUED_BYTES) as usize,
+        message_size_limit: c.message_size_limit.capped(caps::MESSAGE_SIZE) as usize,
+        max_packet_size: c.max_packet_size.capped(caps::PACKET_SIZE),
+        max_keepalive: c.max_keepalive,
+        retain_available: c.retain_available,
+        persistent_client_expiration: c.persistent_client_expiration.map(|d| d.as_secs()),
+        queue_qos0_messages: c.queue_qos0_messages,
+        upgrade_outgoing_qos: c.upgrade_outgoing_qos,
+        sys_interval: u64::from(c.sys_interval),
+        memory_limit: c.memory_limit.capped(caps::MEMORY) as usize,
+        allow_zero_length_clientid: c.security.allow_zero_length_clientid,
+        auto_id_prefix: c.security.auto_id_prefix.clone(),
+        ..d
+    }
+}
+
+fn at(l: &Listener) -> String {
+    l.origin.to_string()
+}
+
+fn unsupported(l: &Listener, what: &str) -> SettingsError {
+    SettingsError::Unsupported {
+        at: at(l),
+        what: what.to_owned(),
+    }
+}
+
+/// Loaded security files, shared by listeners that use the same ones.
+#[derive(Default)]
+struct Loaded {
+    passwords: Vec<(PathBuf, Arc<dyn Authenticator>)>,
+    acls: Vec<(PathBuf, Arc<dyn Authorizer>)>,
+}
+
+impl Loaded {
+    fn passwords(
+        &mut self,
+        path: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<Arc<dyn Authenticator>, SettingsError> {
+        if let Some((_, a)) = self.passwords.iter().find(|(p, _)| p == path) {
+            return Ok(a.clone());
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::PasswordFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file = PasswordFile::parse(path, &text);
+        for e in file.errors() {
+            // A bad line refuses that user only; the others still work.
+            warnings.push(e.to_string());
+        }
+        let a: Arc<dyn Authenticator> = Arc::new(Passwords(file));
+        self.passwords.push((path.to_owned(), a.clone()));
+        Ok(a)
+    }
+
+    fn acl(&mut self, path: &Path) -> Result<Arc<dyn Authorizer>, SettingsError> {
+        if let Some((_, a)) = self.acls.iter().find(|(p, _)| p == path) {
+            return Ok(a.clone());
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::AclFileRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let a: Arc<dyn Authorizer> = Arc::new(Acl(AclFile::parse(path, &text)?));
+        self.acls.push((path.to_owned(), a.clone()));
+        Ok(a)
+    }
+}
+
+fn check_supported(l: &Listener, sec: &Security) -> Result<(), SettingsError> {
+    if !sec.plugins.is_empty() {
+        return Err(unsupported(
+            l,
+            "plugins are C shared objects for Mosquitto; tern cannot load them. Remove the plugin lines (password_file and acl_file are supported natively)",
+        ));
+    }
+    if sec.psk_file.is_some() || l.tls.psk_hint.is_some() {
+        return Err(unsupported(
+            l,
+            "TLS-PSK (psk_file, psk_hint) is not supported by tern; use certificates (tern pki) instead",
+        ));
+    }
+    if l.mount_point.is_some() {
+        return Err(unsupported(
+            l,
+            "mount_point is not supported yet; remove it",
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the server settings for `c`. `cli_ports` are mosquitto's `-p` ports, used only in
+/// local-only mode (no listener in the file).
+pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
+    let mut warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    let core = core_config(c);
+    let mut loaded = Loaded::default();
+    let mut listeners = Vec::new();
+    if c.listeners.is_empty() {
+        listeners = local_only(cli_ports, &core, &c.security, &mut loaded, &mut warnings)?;
+    } else if !cli_ports.is_empty() {
+        warnings.push("-p ports are ignored because the configuration file defines listeners (as mosquitto does)".to_owned());
+    }
+    if !c.bridges.is_empty() {
+        return Err(SettingsError::Unsupported {
+            at: c.bridges[0].origin.to_string(),
+            what: "bridges (connection ...) are not supported yet; remove the bridge section to run tern".to_owned(),
+        });
+    }
+    if c.persistence {
+        warnings.push(
+            "persistence true: tern keeps sessions and retained messages in memory in this build; they do not survive a restart yet"
+                .to_owned(),
+        );
+    }
+    for l in &c.listeners {
+        let sec = c.security_for(l);
+        check_supported(l, sec)?;
+        let protocol = match l.protocol {
+            ConfProtocol::Mqtt => Protocol::Mqtt,
+            ConfProtocol::Websockets => {
+                return Err(unsupported(
+                    l,
+                    "websockets listeners are not supported yet; use protocol mqtt",
+                ));
+            }
+        };
+        if l.tls.certfile.is_some() || l.tls.keyfile.is_some() || l.tls.cafile.is_some() {
+            return Err(unsupported(
+                l,
+                "TLS listeners are not supported yet in this build",
+            ));
+        }
+        let settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
+        for addr in bind_addresses(l)? {
+            listeners.push(ListenerSpec {
+                addr,
+                settings: settings.clone(),
+            });
+        }
+    }
+    let settings = ServerSettings {
+        core,
+        listeners,
+        max_connections: c.global_max_connections.capped(caps::CONNECTIONS) as usize,
+        connect_timeout: c.connect_timeout.max(Duration::from_millis(100)),
+        max_connections_per_address: c.max_connections_per_address as usize,
+    };
+    Ok(Built { settings, warnings })
+}
+
+fn listener_settings(
+    l: &Listener,
+    sec: &Security,
+    protocol: Protocol,
+    loaded: &mut Loaded,
+    warnings: &mut Vec<String>,
+) -> Result<ListenerSettings, SettingsError> {
+    let authenticator = sec
+        .password_file
+        .as_deref()
+        .map(|p| loaded.passwords(p, warnings))
+        .transpose()?;
+    let authorizer = match &sec.acl_file {
+        Some(p) => loaded.acl(p)?,
+        None => Arc::new(AllowAll),
+    };
+    let max_qos = match l.max_qos {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    Ok(ListenerSettings {
+        protocol,
+        allow_anonymous: sec.allow_anonymous,
+        authenticator,
+        use_username_as_clientid: l.use_username_as_clientid,
+        max_connections: l.max_connections.capped(caps::CONNECTIONS) as usize,
+        limits: ListenerLimits {
+            max_qos,
+            max_topic_alias: l.max_topic_alias,
+            allow_zero_length_clientid: sec.allow_zero_length_clientid,
+            auto_id_prefix: sec.auto_id_prefix.clone(),
+            authorizer,
+        },
+    })
+}
+
+fn bind_addresses(l: &Listener) -> Result<Vec<SocketAddr>, SettingsError> {
+    let (port, host) = match &l.address {
+        ListenAddress::Tcp { port, host } => (*port, host.clone()),
+        ListenAddress::Unix(_) => {
+            return Err(unsupported(
+                l,
+                "unix socket listeners are not supported yet; use a TCP port",
+            ));
+        }
+    };
+    let want = |ip: &IpAddr| match l.socket_domain {
+        Some(SocketDomain::Ipv4) => ip.is_ipv4(),
+        Some(SocketDomain::Ipv6) => ip.is_ipv6(),
+        None => true,
+    };
+    let addrs: Vec<SocketAddr> = match host {
+        None => [
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        ]
+        .into_iter()
+        .filter(want)
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect(),
+        Some(h) => {
+            let resolved =
+                (h.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|source| SettingsError::Resolve {
+                        at: at(l),
+                        host: h.clone(),
+                        source,
+                    })?;
+            let mut v: Vec<SocketAddr> = resolved.filter(|a| want(&a.ip())).collect();
+            v.dedup();
+            v
+        }
+    };
+    Ok(addrs)
+}
+
+/// Mosquitto 2's local-only mode: loopback listeners on the `-p` ports (default 1883),
+/// anonymous access allowed unless the file says otherwise.
+fn local_only(
+    ports: &[u16],
+    core: &CoreConfig,
+    sec: &Security,
+    loaded: &mut Loaded,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ListenerSpec>, SettingsError> {
+    let ports = if ports.is_empty() {
+        vec![1883]
+    } else {
+        ports.to_vec()
+    };
+    let authenticator = sec
+        .password_file
+        .as_deref()
+        .map(|p| loaded.passwords(p, warnings))
+        .transpose()?;
+    let authorizer: Arc<dyn Authorizer> = match &sec.acl_file {
+        Some(p) => loaded.acl(p)?,
+        None => Arc::new(AllowAll),
+    };
+    let settings = ListenerSettings {
+        allow_anonymous: sec.allow_anonymous,
+        authenticator,
+        limits: ListenerLimits {
+            authorizer,
+            ..ListenerLimits::from_core(core)
+        },
+        ..ListenerSettings::default()
+    };
+    let mut out = Vec::new();
+    for port in ports {
+        for ip in [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ] {
+            out.push(ListenerSpec {
+                addr: SocketAddr::new(ip, port),
+                settings: settings.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
