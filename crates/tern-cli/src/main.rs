@@ -38,7 +38,7 @@ fn main() -> std::process::ExitCode {
     match code {
         Ok(c) => std::process::ExitCode::from(u8::try_from(c).unwrap_or(1)),
         Err(e) => {
-            eprintln!("tern: error: {e:#}");
+            eprintln!("Error: {e:#}");
             std::process::ExitCode::from(1)
         }
     }
