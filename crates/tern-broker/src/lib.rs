@@ -8,6 +8,7 @@ pub mod conn;
 pub mod encode;
 pub mod security;
 pub mod settings;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +56,8 @@ pub struct ListenerSettings {
     pub max_connections: usize,
     /// `max_qos`, `max_topic_alias`, client id rules and the ACL of this listener.
     pub limits: ListenerLimits,
+    /// TLS, when `certfile` and `keyfile` are set.
+    pub tls: Option<Arc<tls::TlsAcceptor>>,
 }
 
 impl Default for ListenerSettings {
@@ -66,6 +69,7 @@ impl Default for ListenerSettings {
             use_username_as_clientid: false,
             max_connections: 100_000,
             limits: ListenerLimits::from_core(&CoreConfig::default()),
+            tls: None,
         }
     }
 }
@@ -89,6 +93,9 @@ pub struct ServerSettings {
     pub connect_timeout: Duration,
     /// `max_connections_per_address` (tern).
     pub max_connections_per_address: usize,
+    /// `tls_handshake_rate` (tern): new TLS handshakes started per second, so a reconnect
+    /// storm cannot starve message delivery.
+    pub tls_handshake_rate: u32,
 }
 
 impl Default for ServerSettings {
@@ -99,6 +106,7 @@ impl Default for ServerSettings {
             max_connections: 100_000,
             connect_timeout: Duration::from_secs(10),
             max_connections_per_address: 100_000,
+            tls_handshake_rate: 200,
         }
     }
 }
@@ -131,6 +139,7 @@ pub struct Shared {
     per_address: Mutex<HashMap<IpAddr, usize>>,
     auth_failures: Mutex<HashMap<IpAddr, u32>>,
     shutdown: Notify,
+    handshakes: Mutex<(f64, std::time::Instant)>,
 }
 
 impl Shared {
@@ -200,6 +209,7 @@ impl Server {
             per_address: Mutex::new(HashMap::new()),
             auth_failures: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
+            handshakes: Mutex::new((0.0, std::time::Instant::now())),
         });
         Ok(Server { shared, listeners })
     }
@@ -212,7 +222,7 @@ impl Server {
                 Some(BoundListener {
                     addr: l.local_addr().ok()?,
                     protocol: s.protocol,
-                    tls: false,
+                    tls: s.tls.is_some(),
                     allow_anonymous: s.allow_anonymous,
                 })
             })
@@ -222,6 +232,19 @@ impl Server {
     /// The shared state (tests, reload).
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
+    }
+
+    /// The TLS acceptors of every listener (for reload on SIGHUP).
+    pub fn tls_acceptors(&self) -> Vec<Arc<tls::TlsAcceptor>> {
+        let mut v: Vec<Arc<tls::TlsAcceptor>> = Vec::new();
+        for (_, s) in &self.listeners {
+            if let Some(t) = &s.tls
+                && !v.iter().any(|x| Arc::ptr_eq(x, t))
+            {
+                v.push(t.clone());
+            }
+        }
+        v
     }
 
     /// Serves until `shutdown` resolves, then closes every connection cleanly (5.0 clients
@@ -234,6 +257,7 @@ impl Server {
         let total = self.shared.settings.max_connections.max(1);
         let permits = Arc::new(Semaphore::new(total));
         let mut tasks = tokio::task::JoinSet::new();
+        let acceptors = self.tls_acceptors();
         for (listener, settings) in self.listeners {
             tasks.spawn(accept_loop(
                 self.shared.clone(),
@@ -243,6 +267,9 @@ impl Server {
             ));
         }
         tasks.spawn(ticker(self.shared.clone()));
+        if !acceptors.is_empty() {
+            tasks.spawn(watch_tls_files(acceptors));
+        }
         shutdown.await;
         info!("shutting down: closing connections");
         self.shared.shutdown.notify_waiters();
@@ -301,7 +328,10 @@ async fn accept_loop(
         let shared = shared.clone();
         let settings = settings.clone();
         tokio::spawn(async move {
-            serve_tcp(shared.clone(), stream, peer, settings).await;
+            match settings.tls.clone() {
+                Some(tls) => serve_tls(shared.clone(), stream, peer, settings, tls).await,
+                None => serve_tcp(shared.clone(), stream, peer, settings).await,
+            }
             release_address(&shared, peer.ip());
             drop(mine);
             drop(global);
@@ -327,6 +357,99 @@ async fn serve_tcp(
         tokio::time::sleep(conn::auth_delay(delay)).await;
     }
     conn::serve(shared, stream, peer, settings, None).await;
+}
+
+/// Waits for a token of the TLS handshake budget (`tls_handshake_rate` per second).
+async fn handshake_budget(shared: &Shared) {
+    let rate = f64::from(shared.settings.tls_handshake_rate.max(1));
+    loop {
+        let wait = {
+            let mut b = shared.handshakes.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
+            b.1 = now;
+            if b.0 >= 1.0 {
+                b.0 -= 1.0;
+                return;
+            }
+            Duration::from_secs_f64((1.0 - b.0) / rate)
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn serve_tls(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    settings: Arc<ListenerSettings>,
+    acceptor: Arc<tls::TlsAcceptor>,
+) {
+    let limit = shared.settings.connect_timeout;
+    // Plain MQTT on a TLS port: a CONNECT starts with 0x10, a TLS record with 0x16.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limit, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == 0x10 => {
+            info!(%peer, "TLS handshake failed: the client sent plain MQTT to a TLS port; connect to the plain port, or enable TLS in the client (e.g. --cafile ca.crt)");
+            return;
+        }
+        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+        Ok(Ok(_)) => {}
+    }
+    handshake_budget(&shared).await;
+    let tls = tokio_rustls::TlsAcceptor::from(acceptor.config());
+    let stream = match tokio::time::timeout(limit, tls.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            info!(%peer, "TLS handshake failed: {}", tls::explain(&e));
+            return;
+        }
+        Err(_) => {
+            info!(%peer, "TLS handshake failed: it did not finish within the connect timeout");
+            return;
+        }
+    };
+    let o = &acceptor.options;
+    let mut username = None;
+    if o.use_identity_as_username || o.use_subject_as_username {
+        let leaf = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first().cloned());
+        username = leaf.and_then(|c| tls::identity(&c, !o.use_identity_as_username));
+        if username.is_none() {
+            info!(%peer, "refused: use_identity_as_username needs a client certificate with a subject, and the client sent none");
+            return;
+        }
+    }
+    conn::serve(shared, stream, peer, settings, username).await;
+}
+
+/// Reloads TLS files that changed on disk (checked every two seconds). A bad new file keeps
+/// the old configuration in service.
+async fn watch_tls_files(acceptors: Vec<Arc<tls::TlsAcceptor>>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for a in &acceptors {
+            if a.changed_on_disk() {
+                reload_one(a);
+            }
+        }
+    }
+}
+
+/// Reloads one TLS acceptor, logging the outcome.
+pub fn reload_one(a: &tls::TlsAcceptor) {
+    match a.reload() {
+        Ok(warnings) => {
+            info!(certfile = %a.options.certfile.display(), "TLS certificate and key reloaded; new connections use them");
+            for w in warnings {
+                warn!("{w}");
+            }
+        }
+        Err(e) => warn!("TLS files not reloaded, the previous ones stay in service: {e}"),
+    }
 }
 
 fn reserve_address(shared: &Shared, ip: IpAddr) -> bool {

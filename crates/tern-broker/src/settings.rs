@@ -17,6 +17,7 @@ use tern_conf::conf::{
 use tern_conf::passwd::PasswordFile;
 
 use crate::security::{Acl, Passwords};
+use crate::tls::{MinVersion, TlsAcceptor, TlsOptions};
 use crate::{ListenerSettings, ListenerSpec, Protocol, ServerSettings};
 
 /// The caps tern puts where Mosquitto allows "unlimited".
@@ -211,13 +212,8 @@ pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
                 ));
             }
         };
-        if l.tls.certfile.is_some() || l.tls.keyfile.is_some() || l.tls.cafile.is_some() {
-            return Err(unsupported(
-                l,
-                "TLS listeners are not supported yet in this build",
-            ));
-        }
-        let settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
+        let mut settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
+        settings.tls = tls_for(l, &mut warnings)?;
         for addr in bind_addresses(l)? {
             listeners.push(ListenerSpec {
                 addr,
@@ -231,6 +227,7 @@ pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
         max_connections: c.global_max_connections.capped(caps::CONNECTIONS) as usize,
         connect_timeout: c.connect_timeout.max(Duration::from_millis(100)),
         max_connections_per_address: c.max_connections_per_address as usize,
+        tls_handshake_rate: c.tls_handshake_rate,
     };
     Ok(Built { settings, warnings })
 }
@@ -269,7 +266,73 @@ fn listener_settings(
             auto_id_prefix: sec.auto_id_prefix.clone(),
             authorizer,
         },
+        tls: None,
     })
+}
+
+/// The listener's TLS acceptor, when `certfile`/`keyfile` are set.
+fn tls_for(
+    l: &Listener,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Arc<TlsAcceptor>>, SettingsError> {
+    let t = &l.tls;
+    let (certfile, keyfile) = match (&t.certfile, &t.keyfile) {
+        (None, None) => {
+            if t.cafile.is_some() || t.capath.is_some() || t.require_certificate {
+                return Err(unsupported(
+                    l,
+                    "cafile, capath and require_certificate need certfile and keyfile to enable TLS on this listener",
+                ));
+            }
+            return Ok(None);
+        }
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => return Err(unsupported(l, "TLS needs both certfile and keyfile")),
+    };
+    if t.tls_keyform == tern_conf::conf::KeyForm::Engine || t.tls_engine.is_some() {
+        return Err(unsupported(
+            l,
+            "tls_engine / tls_keyform engine (OpenSSL engines) are not available in tern; use a PEM key file",
+        ));
+    }
+    if t.dhparamfile.is_some() {
+        warnings.push(format!(
+            "{}: dhparamfile is ignored: tern offers only ECDHE key exchange",
+            at(l)
+        ));
+    }
+    let min_version = match t.tls_version {
+        Some(tern_conf::conf::TlsVersion::Tls1_3) => MinVersion::Tls13,
+        Some(tern_conf::conf::TlsVersion::Tls1_1) => {
+            warnings.push(format!(
+                "{}: tls_version tlsv1.1: TLS 1.1 is not offered; TLS 1.2 is the minimum",
+                at(l)
+            ));
+            MinVersion::Tls12
+        }
+        _ => MinVersion::Tls12,
+    };
+    let options = TlsOptions {
+        cafile: t.cafile.clone(),
+        capath: t.capath.clone(),
+        certfile,
+        keyfile,
+        crlfile: t.crlfile.clone(),
+        require_certificate: t.require_certificate,
+        use_identity_as_username: t.use_identity_as_username,
+        use_subject_as_username: t.use_subject_as_username,
+        min_version,
+        ciphers: t.ciphers.clone(),
+        ciphers_tls13: t.ciphers_tls13.clone(),
+        max_fragment_size: t.tls_max_fragment_size.map(usize::from),
+    };
+    let (acceptor, tls_warnings) =
+        TlsAcceptor::new(options).map_err(|e| SettingsError::Unsupported {
+            at: at(l),
+            what: e.to_string(),
+        })?;
+    warnings.extend(tls_warnings);
+    Ok(Some(Arc::new(acceptor)))
 }
 
 fn bind_addresses(l: &Listener) -> Result<Vec<SocketAddr>, SettingsError> {

@@ -1,0 +1,527 @@
+//! TLS listeners (rustls, ring provider): building a `ServerConfig` from mosquitto.conf's
+//! TLS options, reloading it when the files change (SIGHUP or on disk) while keeping the old
+//! one when the new files are bad, explaining failed handshakes in plain words, and the
+//! certificate identity for `use_identity_as_username` / `use_subject_as_username`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    AlertDescription, CertificateError, Error as RustlsError, PeerIncompatible, RootCertStore,
+    ServerConfig, SupportedCipherSuite,
+};
+
+/// The smallest TLS version a listener accepts (`tls_version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MinVersion {
+    /// TLS 1.2 and 1.3 (the default).
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// A listener's TLS options (mosquitto.conf names).
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    pub cafile: Option<PathBuf>,
+    pub capath: Option<PathBuf>,
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
+    pub crlfile: Option<PathBuf>,
+    pub require_certificate: bool,
+    pub use_identity_as_username: bool,
+    pub use_subject_as_username: bool,
+    pub min_version: MinVersion,
+    /// `ciphers` (TLS 1.2 suites, OpenSSL names, `:`-separated).
+    pub ciphers: Option<String>,
+    /// `ciphers_tls1.3`.
+    pub ciphers_tls13: Option<String>,
+    /// `tls_max_fragment_size` (tern): largest plaintext per TLS record the broker sends,
+    /// so devices with small receive buffers (ESP8266 BearSSL) can be served.
+    pub max_fragment_size: Option<usize>,
+}
+
+/// Why TLS settings cannot be used. Each message names the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error(
+        "cannot read the {what} {path}: {source} (the broker runs as user '{user}'). Make the file readable by that user, e.g. `chown {user} {path}` and `chmod 600 {path}`, or run tern as the file's owner"
+    )]
+    Read {
+        what: &'static str,
+        path: String,
+        user: String,
+        source: io::Error,
+    },
+    #[error("{path}: {detail}")]
+    Content { path: String, detail: String },
+    #[error("unknown cipher '{name}' in {option}; the ciphers tern offers are: {available}")]
+    UnknownCipher {
+        option: &'static str,
+        name: String,
+        available: String,
+    },
+    #[error(
+        "require_certificate true needs cafile or capath: the CA that signs client certificates (make one with `tern pki ca`)"
+    )]
+    RequireCertWithoutCa,
+    #[error("the TLS settings cannot be used: {0}")]
+    Rustls(#[from] RustlsError),
+}
+
+/// OpenSSL names of the suites rustls offers, with the suite.
+fn suites() -> Vec<(&'static str, &'static str, SupportedCipherSuite)> {
+    use rustls::crypto::ring::cipher_suite::*;
+    vec![
+        ("TLS_AES_256_GCM_SHA384", "tls13", TLS13_AES_256_GCM_SHA384),
+        ("TLS_AES_128_GCM_SHA256", "tls13", TLS13_AES_128_GCM_SHA256),
+        (
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "tls13",
+            TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "tls12",
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "tls12",
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            "tls12",
+            TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "tls12",
+            TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "tls12",
+            TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            "tls12",
+            TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ]
+}
+
+/// Picks suites from an OpenSSL-style list. Keywords (`DEFAULT`, `HIGH`, `ALL`, ...) select
+/// every suite of the version; `!X`, `-X`, `+X` exclusions are honoured for known names.
+fn select(
+    list: Option<&str>,
+    version: &str,
+    option: &'static str,
+) -> Result<Vec<SupportedCipherSuite>, TlsError> {
+    let all: Vec<_> = suites().into_iter().filter(|s| s.1 == version).collect();
+    let Some(list) = list else {
+        return Ok(all.iter().map(|s| s.2).collect());
+    };
+    let mut chosen: Vec<SupportedCipherSuite> = Vec::new();
+    let mut excluded: Vec<&str> = Vec::new();
+    let available = || all.iter().map(|s| s.0).collect::<Vec<_>>().join(", ");
+    for item in list
+        .split([':', ',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if let Some(x) = item.strip_prefix(['!', '-']) {
+            excluded.push(x);
+            continue;
+        }
+        let name = item.trim_start_matches('+');
+        let upper = name.to_ascii_uppercase();
+        if [
+            "DEFAULT",
+            "HIGH",
+            "ALL",
+            "MEDIUM",
+            "SECURE",
+            "ECDHE",
+            "EECDH",
+            "AESGCM",
+            "CHACHA20",
+            "COMPLEMENTOFDEFAULT",
+        ]
+        .contains(&upper.as_str())
+        {
+            for s in &all {
+                if !chosen.contains(&s.2) {
+                    chosen.push(s.2);
+                }
+            }
+            continue;
+        }
+        match all.iter().find(|s| s.0.eq_ignore_ascii_case(name)) {
+            Some(s) => {
+                if !chosen.contains(&s.2) {
+                    chosen.push(s.2);
+                }
+            }
+            None => {
+                return Err(TlsError::UnknownCipher {
+                    option,
+                    name: name.to_owned(),
+                    available: available(),
+                });
+            }
+        }
+    }
+    chosen.retain(|c| {
+        !all.iter()
+            .any(|s| s.2 == *c && excluded.iter().any(|x| x.eq_ignore_ascii_case(s.0)))
+    });
+    if chosen.is_empty() {
+        return Err(TlsError::UnknownCipher {
+            option,
+            name: list.to_owned(),
+            available: available(),
+        });
+    }
+    Ok(chosen)
+}
+
+/// The user the process runs as (for file permission messages).
+pub fn process_user() -> String {
+    if let Ok(u) = std::env::var("USER")
+        && !u.is_empty()
+    {
+        return u;
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        });
+    let Some(uid) = uid else {
+        return "unknown".to_owned();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines()
+                .find(|l| l.split(':').nth(2) == Some(uid.as_str()))
+                .and_then(|l| l.split(':').next().map(str::to_owned))
+        })
+        .unwrap_or(uid)
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.display().to_string(),
+        user: process_user(),
+        source,
+    })
+}
+
+fn content(path: &Path, detail: impl ToString) -> TlsError {
+    TlsError::Content {
+        path: path.display().to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn load_roots(o: &TlsOptions) -> Result<Option<RootCertStore>, TlsError> {
+    let mut files: Vec<PathBuf> = o.cafile.iter().cloned().collect();
+    if let Some(dir) = &o.capath {
+        let entries = std::fs::read_dir(dir).map_err(|source| TlsError::Read {
+            what: "capath directory",
+            path: dir.display().to_string(),
+            user: process_user(),
+            source,
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    for f in &files {
+        let pem = read("CA file", f)?;
+        let certs = tern_pki::load_certs(&pem).map_err(|e| content(f, e))?;
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| content(f, format!("not a usable CA certificate: {e}")))?;
+        }
+    }
+    Ok(Some(roots))
+}
+
+fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let bytes = read("CRL file", path)?;
+    let pem: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| content(path, format!("not a PEM CRL: {e:?}")))?;
+    if pem.is_empty() {
+        // DER, as `openssl ca -gencrl -outform DER` writes.
+        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+    }
+    Ok(pem)
+}
+
+/// The loaded certificate chain and key, for start-up warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: ServerConfig,
+    pub warnings: Vec<String>,
+}
+
+/// Builds a rustls `ServerConfig` from the options, reading every file. Keys are read first
+/// so that a key the broker cannot read stops start-up before anything else happens.
+pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
+    let key_pem = read("key file", &o.keyfile)?;
+    let key: PrivateKeyDer<'static> =
+        tern_pki::load_private_key(&key_pem).map_err(|e| content(&o.keyfile, e))?;
+    let cert_pem = read("certificate file", &o.certfile)?;
+    let chain: Vec<CertificateDer<'static>> =
+        tern_pki::load_certs(&cert_pem).map_err(|e| content(&o.certfile, e))?;
+    let label = o.certfile.file_name().map_or_else(
+        || o.certfile.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let warnings =
+        tern_pki::server_cert_warnings(&label, &chain, Some(&key), time::OffsetDateTime::now_utc());
+
+    let mut suites = select(o.ciphers_tls13.as_deref(), "tls13", "ciphers_tls1.3")?;
+    if o.min_version == MinVersion::Tls12 {
+        suites.extend(select(o.ciphers.as_deref(), "tls12", "ciphers")?);
+    }
+    let provider = Arc::new(CryptoProvider {
+        cipher_suites: suites,
+        ..rustls::crypto::ring::default_provider()
+    });
+    let versions: &[&rustls::SupportedProtocolVersion] = match o.min_version {
+        MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        MinVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
+    let roots = load_roots(o)?;
+    let builder = match roots {
+        Some(roots) => {
+            let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if let Some(crl) = &o.crlfile {
+                v = v.with_crls(load_crls(crl)?);
+            }
+            if !o.require_certificate {
+                v = v.allow_unauthenticated();
+            }
+            let verifier = v.build().map_err(|e| TlsError::Content {
+                path: "cafile".into(),
+                detail: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None if o.require_certificate => return Err(TlsError::RequireCertWithoutCa),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        content(
+            &o.keyfile,
+            format!("the key does not match the certificate or cannot be used: {e}"),
+        )
+    })?;
+    config.max_fragment_size = o.max_fragment_size;
+    // Session resumption saves constrained devices seconds per reconnect.
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    if let Ok(t) = rustls::crypto::ring::Ticketer::new() {
+        config.ticketer = t;
+    }
+    Ok(Loaded { config, warnings })
+}
+
+/// Modification times of the files a listener uses (for reload on change).
+fn stamp(o: &TlsOptions) -> Vec<Option<SystemTime>> {
+    [
+        Some(&o.certfile),
+        Some(&o.keyfile),
+        o.cafile.as_ref(),
+        o.crlfile.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+    .collect()
+}
+
+/// A listener's TLS acceptor whose configuration can be swapped while it serves.
+#[derive(Debug)]
+pub struct TlsAcceptor {
+    pub options: TlsOptions,
+    current: Mutex<Arc<ServerConfig>>,
+    files: Mutex<Vec<Option<SystemTime>>>,
+}
+
+impl TlsAcceptor {
+    /// Loads the files; returns the acceptor and its start-up warnings.
+    pub fn new(options: TlsOptions) -> Result<(TlsAcceptor, Vec<String>), TlsError> {
+        let loaded = build(&options)?;
+        let files = stamp(&options);
+        Ok((
+            TlsAcceptor {
+                options,
+                current: Mutex::new(Arc::new(loaded.config)),
+                files: Mutex::new(files),
+            },
+            loaded.warnings,
+        ))
+    }
+
+    /// The configuration new handshakes use.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the files. On error the old configuration stays in service and the error is
+    /// returned for the log. Existing connections are not touched.
+    pub fn reload(&self) -> Result<Vec<String>, TlsError> {
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = stamp(&self.options);
+        let loaded = build(&self.options)?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded.config);
+        Ok(loaded.warnings)
+    }
+
+    /// True when a file changed on disk since the last (re)load.
+    pub fn changed_on_disk(&self) -> bool {
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) != stamp(&self.options)
+    }
+}
+
+/// A failed handshake in plain words (for one info log line).
+pub fn explain(e: &io::Error) -> String {
+    let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<RustlsError>()) else {
+        return match e.kind() {
+            io::ErrorKind::UnexpectedEof => "the client closed the connection during the handshake (it may not trust the broker's certificate; check its CA file)".to_owned(),
+            io::ErrorKind::TimedOut => "the handshake did not finish within the connect timeout".to_owned(),
+            _ => format!("connection error during the handshake: {e}"),
+        };
+    };
+    match err {
+        RustlsError::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => "the client certificate is signed by a CA this listener does not trust (cafile/capath)".to_owned(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!("the client certificate has expired ({c:?}); issue a new one with tern pki client NAME"),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!("the client certificate is not valid yet ({c:?}); check the device's clock"),
+            CertificateError::Revoked => "the client certificate is revoked (crlfile)".to_owned(),
+            CertificateError::BadSignature => "the client certificate's signature is invalid".to_owned(),
+            other => format!("the client certificate was refused: {other:?}"),
+        },
+        RustlsError::NoCertificatesPresented => "the client sent no certificate, but require_certificate is true".to_owned(),
+        RustlsError::PeerIncompatible(p) => match p {
+            PeerIncompatible::NoCipherSuitesInCommon => "no cipher suite in common with the client (check ciphers / ciphers_tls1.3; ESP8266 needs ECDHE with AES-GCM or ChaCha20 over TLS 1.2)".to_owned(),
+            PeerIncompatible::Tls12NotOffered | PeerIncompatible::Tls12NotOfferedOrEnabled | PeerIncompatible::SupportedVersionsExtensionRequired => "protocol version mismatch: the client offers only TLS versions this listener does not accept (tls_version)".to_owned(),
+            other => format!("the client is incompatible: {other:?}"),
+        },
+        RustlsError::AlertReceived(a) => match a {
+            AlertDescription::UnknownCA => "the client does not trust the broker's certificate (unknown CA): give the client the CA that signed it (ca.crt)".to_owned(),
+            AlertDescription::BadCertificate | AlertDescription::CertificateUnknown => "the client refused the broker's certificate (wrong host name, no subjectAltName or not trusted); check it with tern doctor".to_owned(),
+            AlertDescription::CertificateExpired => "the client says the broker's certificate has expired (or the client's clock is wrong)".to_owned(),
+            AlertDescription::ProtocolVersion => "protocol version mismatch: the client and this listener share no TLS version".to_owned(),
+            AlertDescription::HandshakeFailure => "the client ended the handshake (no cipher suite or version in common?)".to_owned(),
+            other => format!("the client sent the TLS alert {other:?}"),
+        },
+        RustlsError::InvalidMessage(m) => format!("the client sent something that is not TLS ({m:?}); is it speaking plain MQTT to a TLS port?"),
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// The user name a certificate gives: its CN (`use_identity_as_username`) or its whole
+/// subject in RFC 2253 form (`use_subject_as_username`, as Mosquitto prints it).
+pub fn identity(cert: &CertificateDer<'_>, whole_subject: bool) -> Option<String> {
+    use x509_parser::prelude::*;
+    let (_, x) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let subject = x.subject();
+    if !whole_subject {
+        return subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
+    }
+    let mut parts = Vec::new();
+    for rdn in subject.iter().collect::<Vec<_>>().into_iter().rev() {
+        for attr in rdn.iter() {
+            let oid = attr.attr_type();
+            let id = oid.to_id_string();
+            let name = match id.as_str() {
+                "2.5.4.3" => "CN",
+                "2.5.4.11" => "OU",
+                "2.5.4.10" => "O",
+                "2.5.4.7" => "L",
+                "2.5.4.8" => "ST",
+                "2.5.4.6" => "C",
+                "1.2.840.113549.1.9.1" => "emailAddress",
+                other => other,
+            };
+            let value = attr
+                .as_str()
+                .unwrap_or("")
+                .replace('\\', "\\\\")
+                .replace(',', "\\,")
+                .replace('+', "\\+");
+            parts.push(format!("{name}={value}"));
+        }
+    }
+    Some(parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_names_map_and_unknown_lists_available() {
+        assert_eq!(
+            select(
+                Some("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"),
+                "tls12",
+                "ciphers"
+            )
+            .unwrap()
+            .len(),
+            2
+        );
+        assert_eq!(
+            select(
+                Some("DEFAULT:!ECDHE-RSA-AES256-GCM-SHA384"),
+                "tls12",
+                "ciphers"
+            )
+            .unwrap()
+            .len(),
+            5
+        );
+        let e = select(Some("AES128-SHA"), "tls12", "ciphers")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("unknown cipher 'AES128-SHA' in ciphers; the ciphers tern offers are: ECDHE-ECDSA-AES256-GCM-SHA384"), "{e}");
+        assert_eq!(select(None, "tls13", "ciphers_tls1.3").unwrap().len(), 3);
+    }
+}
