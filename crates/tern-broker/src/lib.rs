@@ -168,11 +168,59 @@ impl Shared {
     }
 }
 
+/// A listener's settings, replaced as a whole on reload; connections take a copy when
+/// they are accepted.
+pub type SettingsSlot = Arc<Mutex<Arc<ListenerSettings>>>;
+
+fn current(slot: &SettingsSlot) -> Arc<ListenerSettings> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// A bound server, ready to run.
 #[derive(Debug)]
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<(TcpListener, Arc<ListenerSettings>)>,
+    listeners: Vec<(TcpListener, SettingsSlot)>,
+}
+
+/// Applies a new configuration to a running server (SIGHUP).
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    shared: Arc<Shared>,
+    slots: Vec<SettingsSlot>,
+}
+
+impl ReloadHandle {
+    /// Applies what can change without a restart: the core limits, `allow_anonymous`, the
+    /// password and ACL files (existing clients are checked against the new ACL from their
+    /// next packet on), and the TLS files (re-read; new handshakes use them). Listener
+    /// addresses are not changed, as in Mosquitto. `new` must come from the same
+    /// configuration file, so that its listeners are in the same order.
+    pub fn reload(&self, new: ServerSettings) {
+        {
+            let mut core = self.shared.lock();
+            core.broker.set_config(new.core.clone());
+            for (slot, spec) in self.slots.iter().zip(new.listeners) {
+                let old = current(slot);
+                let mut next = spec.settings;
+                // TLS acceptors stay (their files are reloaded below).
+                next.tls = old.tls.clone();
+                core.broker
+                    .replace_authorizer(&old.limits.authorizer, &next.limits.authorizer);
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+            }
+        }
+        let mut seen: Vec<Arc<tls::TlsAcceptor>> = Vec::new();
+        for slot in &self.slots {
+            if let Some(t) = &current(slot).tls
+                && !seen.iter().any(|x| Arc::ptr_eq(x, t))
+            {
+                reload_one(t);
+                seen.push(t.clone());
+            }
+        }
+        info!("configuration reloaded");
+    }
 }
 
 /// Describes a bound listener (for the start-up lines).
@@ -195,7 +243,7 @@ impl Server {
                     addr: spec.addr,
                     source,
                 })?;
-            listeners.push((l, Arc::new(spec.settings.clone())));
+            listeners.push((l, Arc::new(Mutex::new(Arc::new(spec.settings.clone())))));
         }
         let broker = Broker::new(settings.core.clone(), clock::now(), rand::random());
         let shared = Arc::new(Shared {
@@ -219,6 +267,7 @@ impl Server {
         self.listeners
             .iter()
             .filter_map(|(l, s)| {
+                let s = current(s);
                 Some(BoundListener {
                     addr: l.local_addr().ok()?,
                     protocol: s.protocol,
@@ -234,11 +283,19 @@ impl Server {
         self.shared.clone()
     }
 
+    /// A handle to reload the configuration while the server runs.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            shared: self.shared.clone(),
+            slots: self.listeners.iter().map(|(_, s)| s.clone()).collect(),
+        }
+    }
+
     /// The TLS acceptors of every listener (for reload on SIGHUP).
     pub fn tls_acceptors(&self) -> Vec<Arc<tls::TlsAcceptor>> {
         let mut v: Vec<Arc<tls::TlsAcceptor>> = Vec::new();
         for (_, s) in &self.listeners {
-            if let Some(t) = &s.tls
+            if let Some(t) = &current(s).tls
                 && !v.iter().any(|x| Arc::ptr_eq(x, t))
             {
                 v.push(t.clone());
@@ -293,10 +350,10 @@ impl Server {
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
-    settings: Arc<ListenerSettings>,
+    slot: SettingsSlot,
     permits: Arc<Semaphore>,
 ) {
-    let local = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let local = Arc::new(Semaphore::new(current(&slot).max_connections.max(1)));
     let mut backoff = Duration::from_millis(5);
     loop {
         // The caps are taken before accept (mini-redis): at the limit, new connections wait
@@ -326,7 +383,7 @@ async fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let settings = settings.clone();
+        let settings = current(&slot);
         tokio::spawn(async move {
             match settings.tls.clone() {
                 Some(tls) => serve_tls(shared.clone(), stream, peer, settings, tls).await,

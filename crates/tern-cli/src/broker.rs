@@ -42,6 +42,23 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
     if args.daemon {
         return crate::daemon::detach();
     }
+    serve(args.config, args.port, None)
+}
+
+/// Runs the broker from a configuration file (or none: local-only mode). `banner` is printed
+/// after the listener lines (the quick start's instructions).
+pub fn serve(
+    config_path: Option<PathBuf>,
+    ports: Vec<u16>,
+    banner: Option<String>,
+) -> anyhow::Result<i32> {
+    let args = BrokerArgs {
+        config: config_path,
+        port: ports,
+        verbose: false,
+        daemon: false,
+        quiet: false,
+    };
     let config = match &args.config {
         Some(path) => Config::load(path, &FsLoader).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Config::parse_str(
@@ -87,6 +104,45 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
         }
         if local_only {
             println!("tern: no listener configured: local-only mode, loopback connections only.");
+        }
+        if let Some(b) = &banner {
+            println!("{b}");
+        }
+        #[cfg(unix)]
+        {
+            let path = args.config.clone();
+            let handle = server.reload_handle();
+            let ports = args.port.clone();
+            tokio::spawn(async move {
+                let Ok(mut hup) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    let Some(path) = &path else {
+                        tracing::info!(
+                            "SIGHUP ignored: the broker was started without a configuration file"
+                        );
+                        continue;
+                    };
+                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    let built = Config::load(path, &FsLoader)
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| settings::build(&c, &ports).map_err(|e| e.to_string()));
+                    match built {
+                        Ok(b) => {
+                            for w in &b.warnings {
+                                tracing::warn!("{w}");
+                            }
+                            handle.reload(b.settings);
+                        }
+                        Err(e) => {
+                            tracing::warn!("configuration not reloaded, the running one stays: {e}")
+                        }
+                    }
+                }
+            });
         }
         server.run(shutdown_signal(), Duration::from_secs(5)).await;
         anyhow::Ok(())

@@ -8,10 +8,13 @@ mod logging;
 mod passwd;
 mod paths;
 mod pki;
+mod quickstart;
 
 #[derive(Debug, Parser)]
 #[command(name = "tern", version, about = "Encrypted MQTT for IoT in one tool")]
 enum Cli {
+    /// Start a broker with TLS in one command: makes a CA and certificates on first run.
+    Quickstart(quickstart::QuickstartArgs),
     /// Run the MQTT broker (accepts mosquitto's command line).
     Broker(broker::BrokerArgs),
     /// Make, inspect and revoke TLS certificates (replaces the openssl commands).
@@ -24,8 +27,21 @@ enum Cli {
     Version,
 }
 
+/// Writes a file atomically (temporary file, then rename), creating its directory.
+pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let code = match Cli::parse() {
+        Cli::Quickstart(a) => quickstart::run(a),
         Cli::Broker(a) => broker::run(a),
         Cli::Pki(a) => pki::run(a).map(|()| 0),
         Cli::Doctor(a) => doctor::run(a),
