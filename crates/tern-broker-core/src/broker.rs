@@ -21,6 +21,7 @@ use crate::auth::{AllowAll, Authorizer, Identity, SubscribeDecision};
 use crate::config::CoreConfig;
 use crate::message::{Message, MsgRef};
 use crate::out::{Close, ConnackInfo, Delivery, Out};
+use crate::persist::{ItemState, QueueLoader, Restored, SessionRecord, StoreOp, StoredItem};
 use crate::retained::Retained;
 use crate::session::{
     Attached, ConnId, EXPIRY_NEVER, Inflight, OutState, PendingWill, Queued, Session, SubIds,
@@ -139,6 +140,9 @@ pub struct Broker {
     next_sys: Option<Timestamp>,
     hits: Vec<Hit>,
     targets: Vec<Target>,
+    /// Store operations not yet taken by the driver (persistence on).
+    ops: Vec<StoreOp>,
+    loader: Option<Arc<dyn QueueLoader>>,
 }
 
 impl Broker {
@@ -164,6 +168,8 @@ impl Broker {
             next_sys,
             hits: Vec::new(),
             targets: Vec::new(),
+            ops: Vec::new(),
+            loader: None,
         }
     }
 
@@ -406,6 +412,10 @@ impl Broker {
             });
         }
         self.conns.insert(conn, key);
+        if session_present {
+            self.unspill(key);
+        }
+        self.save_session(key);
         self.stats.connections_total += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.conns.len() as u64);
 
@@ -648,7 +658,7 @@ impl Broker {
         let msg = Arc::new(Message::from_publish(p, topic, now, Some(key)));
         if p.retain {
             // [MQTT-3.3.1-5]..[MQTT-3.3.1-7] store, replace or (empty payload) clear.
-            self.retained.set(msg.clone());
+            self.set_retained(msg.clone());
         }
         let matched = self.route(now, &msg);
         if p.qos == QoS::ExactlyOnce
@@ -676,10 +686,25 @@ impl Broker {
         else {
             return false;
         };
+        let stored = s.in_store && s.inflight[i].item.seq != 0;
         if expect == OutState::AwaitPubrec && a.reason.is_success() {
             s.inflight[i].state = OutState::AwaitPubcomp;
-        } else {
-            s.inflight.remove(i);
+            if stored {
+                let f = &s.inflight[i];
+                let op = StoreOp::ItemPut {
+                    client_id: s.client_id.clone(),
+                    seq: f.item.seq,
+                    item: stored_item(&f.item, ItemState::Inflight(f.pid, f.state)),
+                };
+                self.ops.push(op);
+            }
+        } else if let Some(f) = s.inflight.remove(i) {
+            if stored {
+                self.ops.push(StoreOp::ItemDel {
+                    client_id: s.client_id.clone(),
+                    seq: f.item.seq,
+                });
+            }
             if !s.queue.is_empty() {
                 self.wake(key);
             }
@@ -759,11 +784,13 @@ impl Broker {
                             qos: m.qos.min(granted),
                             retain: true,
                             sub_ids: ids,
+                            seq: 0,
                         },
                     );
                 }
             }
         }
+        self.save_session(key);
         out.push(Out::Suback(sub.packet_id, codes));
     }
 
@@ -788,6 +815,7 @@ impl Broker {
                 });
             }
         }
+        self.save_session(key);
         out.push(Out::Unsuback(u.packet_id, codes));
     }
 
@@ -852,17 +880,252 @@ impl Broker {
         let s = &self.sessions[key];
         if s.expiry == 0 {
             self.remove_session(key);
-        } else if let Some(at) = s.expires_at(self.cfg.persistent_client_expiration) {
+            return;
+        }
+        if let Some(at) = s.expires_at(self.cfg.persistent_client_expiration) {
             self.deadlines.insert((at, key));
+        }
+        self.save_session(key);
+        self.spill(key);
+    }
+
+    /// True when this session's state is kept in the store.
+    fn stored(&self, key: usize) -> bool {
+        self.cfg.persistence && self.sessions.get(key).is_some_and(|s| s.expiry != 0)
+    }
+
+    /// The store record of a session.
+    fn record(&self, key: usize) -> SessionRecord {
+        let s = &self.sessions[key];
+        SessionRecord {
+            client_id: s.client_id.clone(),
+            username: s.username.clone(),
+            version: s.version,
+            expiry: s.expiry,
+            disconnected_at: s.disconnected_at,
+            subscriptions: s
+                .subscriptions
+                .iter()
+                .map(|(f, (o, id))| (f.clone(), *o, *id))
+                .collect(),
+            will: s
+                .will
+                .as_ref()
+                .map(|w| (w.msg.clone(), w.delay, s.will_due)),
+            last_pid: s.pids.last().map_or(0, PacketId::get),
+        }
+    }
+
+    /// Records the session in the store (or removes it once it stops being persistent).
+    fn save_session(&mut self, key: usize) {
+        if !self.cfg.persistence || !self.sessions.contains(key) {
+            return;
+        }
+        if self.stored(key) {
+            let r = self.record(key);
+            self.sessions[key].in_store = true;
+            self.ops.push(StoreOp::SessionPut(r));
+        } else if self.sessions[key].in_store {
+            self.sessions[key].in_store = false;
+            self.ops
+                .push(StoreOp::SessionDel(self.sessions[key].client_id.clone()));
+        }
+    }
+
+    /// An offline stored session keeps its QoS 1/2 messages only in the store (bounded
+    /// memory): they are read back by the [`QueueLoader`] when it reconnects.
+    fn spill(&mut self, key: usize) {
+        if self.loader.is_none() || !self.stored(key) {
+            return;
+        }
+        let s = &mut self.sessions[key];
+        let mut kept = std::collections::VecDeque::new();
+        for q in s.queue.drain(..) {
+            let cost = q.msg.cost();
+            if q.seq == 0 {
+                kept.push_back(q);
+                continue;
+            }
+            s.queued_bytes -= cost;
+            self.total_queued_bytes = self.total_queued_bytes.saturating_sub(cost);
+            s.spilled += 1;
+            s.spilled_bytes += cost;
+        }
+        s.queue = kept;
+        for f in s.inflight.drain(..) {
+            if f.item.seq != 0 {
+                s.spilled += 1;
+                s.spilled_bytes += f.item.msg.cost();
+            }
+        }
+    }
+
+    /// Reads a reconnecting session's stored messages back into memory.
+    fn unspill(&mut self, key: usize) {
+        let Some(loader) = self.loader.clone() else {
+            return;
+        };
+        if self.sessions[key].spilled == 0 {
+            return;
+        }
+        let items = loader.load(&self.sessions[key].client_id);
+        let s = &mut self.sessions[key];
+        s.spilled = 0;
+        s.spilled_bytes = 0;
+        let mut queued = std::collections::VecDeque::new();
+        for (seq, it) in items {
+            let q = Queued {
+                msg: it.msg,
+                qos: it.qos,
+                retain: it.retain,
+                sub_ids: it.sub_ids,
+                seq,
+            };
+            s.next_seq = s.next_seq.max(seq + 1);
+            match it.state {
+                ItemState::Inflight(pid, state) => s.inflight.push_back(Inflight {
+                    pid,
+                    item: q,
+                    state,
+                }),
+                ItemState::Queued => {
+                    let cost = q.msg.cost();
+                    s.queued_bytes += cost;
+                    self.total_queued_bytes += cost;
+                    queued.push_back(q);
+                }
+            }
+        }
+        // Messages queued in memory while offline (QoS 0 with queue_qos0_messages) follow.
+        queued.append(&mut s.queue);
+        s.queue = queued;
+    }
+
+    /// Store operations produced since the last call (persistence on).
+    pub fn take_store_ops(&mut self, into: &mut Vec<StoreOp>) {
+        into.append(&mut self.ops);
+    }
+
+    /// Installs the store reader used when an offline session reconnects.
+    pub fn set_queue_loader(&mut self, loader: Arc<dyn QueueLoader>) {
+        self.loader = Some(loader);
+    }
+
+    /// Rebuilds sessions, subscriptions, queued messages and retained messages read from a
+    /// store at start-up. Expired messages and sessions are dropped (and deleted from the
+    /// store). Sessions that were connected when the broker stopped count as disconnected
+    /// at `now`.
+    pub fn restore(&mut self, now: Timestamp, r: Restored) {
+        for m in r.retained {
+            if m.expired(now) {
+                self.ops.push(StoreOp::RetainedDel(m.topic.clone()));
+            } else {
+                self.retained.set(m);
+            }
+        }
+        for rec in r.sessions {
+            let mut s = Session::new(rec.client_id.clone(), rec.version);
+            s.username = rec.username;
+            s.expiry = rec.expiry;
+            s.disconnected_at = Some(rec.disconnected_at.unwrap_or(now));
+            s.in_store = true;
+            if let Some(pid) = PacketId::new(rec.last_pid) {
+                s.pids = tern_proto::PacketIds::starting_after(pid);
+            }
+            if let Some((msg, delay, due)) = rec.will {
+                s.will = Some(PendingWill { msg, delay });
+                s.will_due = due;
+            }
+            if s.expires_at(self.cfg.persistent_client_expiration)
+                .is_some_and(|e| e <= now)
+            {
+                if let Some(w) = s.will.take() {
+                    self.publish_will(now, w.msg);
+                }
+                self.stats.clients_expired += 1;
+                self.ops.push(StoreOp::SessionDel(rec.client_id));
+                continue;
+            }
+            let key = self.sessions.insert(s);
+            self.by_client_id.insert(rec.client_id, key);
+            for (filter, options, id) in rec.subscriptions {
+                self.subs.subscribe(
+                    &filter,
+                    Sub {
+                        session: key,
+                        options,
+                        id,
+                    },
+                );
+                self.sessions[key]
+                    .subscriptions
+                    .insert(filter, (options, id));
+            }
+            let s = &self.sessions[key];
+            if let Some(at) = s.expires_at(self.cfg.persistent_client_expiration) {
+                self.deadlines.insert((at, key));
+            }
+            if let Some(due) = s.will_due {
+                self.deadlines.insert((due, key));
+            }
+        }
+        for (client_id, seq, item) in r.items {
+            let Some(&key) = self.by_client_id.get(&client_id) else {
+                self.ops.push(StoreOp::ItemDel { client_id, seq });
+                continue;
+            };
+            if item.msg.expired(now) && item.state == ItemState::Queued {
+                self.ops.push(StoreOp::ItemDel { client_id, seq });
+                continue;
+            }
+            let s = &mut self.sessions[key];
+            s.next_seq = s.next_seq.max(seq + 1);
+            let cost = item.msg.cost();
+            if self.loader.is_some() {
+                s.spilled += 1;
+                s.spilled_bytes += cost;
+            } else {
+                let q = Queued {
+                    msg: item.msg,
+                    qos: item.qos,
+                    retain: item.retain,
+                    sub_ids: item.sub_ids,
+                    seq,
+                };
+                match item.state {
+                    ItemState::Inflight(pid, state) => s.inflight.push_back(Inflight {
+                        pid,
+                        item: q,
+                        state,
+                    }),
+                    ItemState::Queued => {
+                        s.queued_bytes += cost;
+                        self.total_queued_bytes += cost;
+                        s.queue.push_back(q);
+                    }
+                }
+            }
         }
     }
 
     fn publish_will(&mut self, now: Timestamp, msg: MsgRef) {
         // The will topic was checked against the ACL at CONNECT.
         if msg.retain {
-            self.retained.set(msg.clone());
+            self.set_retained(msg.clone());
         }
         self.route(now, &msg);
+    }
+
+    /// Sets or clears a retained message and records it for the store.
+    fn set_retained(&mut self, msg: MsgRef) {
+        if self.cfg.persistence {
+            self.ops.push(if msg.payload.is_empty() {
+                StoreOp::RetainedDel(msg.topic.clone())
+            } else {
+                StoreOp::RetainedPut(msg.clone())
+            });
+        }
+        self.retained.set(msg);
     }
 
     fn remove_session(&mut self, key: usize) {
@@ -870,6 +1133,9 @@ impl Broker {
             return;
         }
         let s = self.sessions.remove(key);
+        if s.in_store {
+            self.ops.push(StoreOp::SessionDel(s.client_id.clone()));
+        }
         for filter in s.subscriptions.keys() {
             self.subs.unsubscribe(filter, key);
         }
@@ -904,6 +1170,7 @@ impl Broker {
                 if let Some(w) = s.will.take() {
                     self.publish_will(now, w.msg);
                 }
+                self.save_session(key);
             }
             let s = &self.sessions[key];
             if let Some(exp) = s.expires_at(self.cfg.persistent_client_expiration)
@@ -1109,6 +1376,7 @@ impl Broker {
                     qos,
                     retain,
                     sub_ids: t.sub_ids,
+                    seq: 0,
                 },
             );
         }
@@ -1127,11 +1395,28 @@ impl Broker {
             return;
         }
         let cost = q.msg.cost();
-        if s.queue.len() >= self.cfg.max_queued_messages
-            || s.queued_bytes + cost > self.cfg.max_queued_bytes
+        if s.queue.len() + s.spilled >= self.cfg.max_queued_messages
+            || s.queued_bytes + s.spilled_bytes + cost > self.cfg.max_queued_bytes
         {
             self.stats.publish_dropped += 1;
             return;
+        }
+        let mut q = q;
+        if self.cfg.persistence && s.expiry != 0 && q.qos != QoS::AtMostOnce {
+            q.seq = s.next_seq;
+            s.next_seq += 1;
+            s.in_store = true;
+            self.ops.push(StoreOp::ItemPut {
+                client_id: s.client_id.clone(),
+                seq: q.seq,
+                item: stored_item(&q, ItemState::Queued),
+            });
+            if s.conn.is_none() && self.loader.is_some() {
+                // Offline: kept in the store only.
+                s.spilled += 1;
+                s.spilled_bytes += cost;
+                return;
+            }
         }
         s.queued_bytes += cost;
         self.total_queued_bytes += cost;
@@ -1179,14 +1464,17 @@ impl Broker {
             let cost = q.msg.cost();
             s.queued_bytes -= cost;
             self.total_queued_bytes = self.total_queued_bytes.saturating_sub(cost);
-            if q.msg.expired(now) {
-                // [MQTT-3.3.2-5] an expired message is not sent.
+            let expired = q.msg.expired(now);
+            if expired || (max_packet != u32::MAX && publish_size(&q, now) > max_packet as usize) {
+                // [MQTT-3.3.2-5] an expired message is not sent; [MQTT-3.1.2-25] one too big
+                // for the client is discarded as if sent.
                 self.stats.publish_dropped += 1;
-                continue;
-            }
-            if max_packet != u32::MAX && publish_size(&q, now) > max_packet as usize {
-                // [MQTT-3.1.2-25] too big for the client: discarded, as if sent.
-                self.stats.publish_dropped += 1;
+                if q.seq != 0 {
+                    self.ops.push(StoreOp::ItemDel {
+                        client_id: s.client_id.clone(),
+                        seq: q.seq,
+                    });
+                }
                 continue;
             }
             let pid = if q.qos == QoS::AtMostOnce {
@@ -1194,6 +1482,8 @@ impl Broker {
             } else {
                 let inflight = &s.inflight;
                 let Some(pid) = s.pids.allocate(|id| inflight.iter().any(|i| i.pid == id)) else {
+                    s.queued_bytes += cost;
+                    self.total_queued_bytes += cost;
                     s.queue.push_front(q);
                     break;
                 };
@@ -1202,6 +1492,13 @@ impl Broker {
                 } else {
                     OutState::AwaitPubrec
                 };
+                if q.seq != 0 {
+                    self.ops.push(StoreOp::ItemPut {
+                        client_id: s.client_id.clone(),
+                        seq: q.seq,
+                        item: stored_item(&q, ItemState::Inflight(pid, state)),
+                    });
+                }
                 s.inflight.push_back(Inflight {
                     pid,
                     item: q.clone(),
@@ -1251,6 +1548,17 @@ impl Broker {
         self.by_client_id
             .get(client_id)
             .and_then(|&k| self.sessions.get(k))
+    }
+}
+
+/// A queued message as the store keeps it.
+fn stored_item(q: &Queued, state: ItemState) -> StoredItem {
+    StoredItem {
+        msg: q.msg.clone(),
+        qos: q.qos,
+        retain: q.retain,
+        sub_ids: q.sub_ids.clone(),
+        state,
     }
 }
 

@@ -42,6 +42,9 @@ pub struct CoreConfig {
     pub memory_limit: usize,
     /// Version string published on `$SYS/broker/version`.
     pub version: String,
+    /// `persistence`: describe changes to sessions, queued messages and retained messages
+    /// as store operations (see [`crate::persist`]).
+    pub persistence: bool,
 }
 
 impl Default for CoreConfig {
@@ -64,6 +67,7 @@ impl Default for CoreConfig {
             sys_interval: 10,
             memory_limit: 1024 * 1024 * 1024,
             version: concat!("tern ", env!("CARGO_PKG_VERSION")).to_owned(),
+            persistence: false,
         }
     }
 }

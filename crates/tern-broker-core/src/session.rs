@@ -58,6 +58,8 @@ pub struct Queued {
     /// RETAIN flag to send.
     pub retain: bool,
     pub sub_ids: SubIds,
+    /// Sequence number in the store (0: not stored).
+    pub seq: u64,
 }
 
 /// Where an outgoing QoS 1/2 message is in its flow (section 4.3).
@@ -129,6 +131,13 @@ pub struct Session {
     pub will_due: Option<Timestamp>,
     /// A wake-up for this session's connection is already pending.
     pub wake_pending: bool,
+    /// The session has a record in the store.
+    pub in_store: bool,
+    /// Next sequence number for a stored message.
+    pub next_seq: u64,
+    /// Messages held only in the store while the session is offline (count and bytes).
+    pub spilled: usize,
+    pub spilled_bytes: usize,
 }
 
 impl Session {
@@ -150,6 +159,10 @@ impl Session {
             will: None,
             will_due: None,
             wake_pending: false,
+            in_store: false,
+            next_seq: 1,
+            spilled: 0,
+            spilled_bytes: 0,
         }
     }
 

@@ -23,6 +23,11 @@ impl PacketIds {
         Self { next: last.next() }
     }
 
+    /// The identifier handed out last (for persisting a session).
+    pub fn last(&self) -> Option<PacketId> {
+        PacketId::new(self.next.get().wrapping_sub(1)).or(PacketId::new(u16::MAX))
+    }
+
     /// The next identifier for which `in_use` is false, or `None` when all 65,535 are taken.
     pub fn allocate(&mut self, mut in_use: impl FnMut(PacketId) -> bool) -> Option<PacketId> {
         for _ in 0..u16::MAX {

@@ -1,0 +1,182 @@
+//! What the broker core tells a store so that sessions, queued and in-flight QoS 1/2
+//! messages and retained messages survive a restart. The core only describes changes
+//! ([`StoreOp`]) and rebuilds itself from records ([`Restored`]); it never touches files.
+//! tern-broker applies the operations to an embedded database and holds the PUBACK / PUBREC
+//! of a batch until the operations it produced are durable.
+
+use std::sync::Arc;
+
+use tern_codec::{PacketId, ProtocolVersion, QoS, SubscriptionOptions};
+use tern_proto::Timestamp;
+
+use crate::message::MsgRef;
+use crate::session::{OutState, SubIds};
+
+/// A session without its messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRecord {
+    pub client_id: Arc<str>,
+    pub username: Option<Arc<str>>,
+    pub version: ProtocolVersion,
+    /// Session expiry interval, seconds (`u32::MAX`: never).
+    pub expiry: u32,
+    /// When the connection ended; `None` while connected (a restart counts as the end).
+    pub disconnected_at: Option<Timestamp>,
+    pub subscriptions: Vec<(Box<str>, SubscriptionOptions, Option<u32>)>,
+    /// A will waiting for its delay: the message, the delay in seconds and when it is due.
+    pub will: Option<(MsgRef, u32, Option<Timestamp>)>,
+    /// The last packet identifier handed out, so that a restored session does not reuse one
+    /// still held by the client.
+    pub last_pid: u16,
+}
+
+/// Where a stored message is in its delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemState {
+    /// Queued, not sent yet.
+    Queued,
+    /// Sent with this packet identifier, waiting for the client.
+    Inflight(PacketId, OutState),
+}
+
+/// One message for one session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredItem {
+    pub msg: MsgRef,
+    pub qos: QoS,
+    pub retain: bool,
+    pub sub_ids: SubIds,
+    pub state: ItemState,
+}
+
+/// A change to persist. Operations are applied in order; a batch is committed together.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreOp {
+    /// Set the retained message of its topic.
+    RetainedPut(MsgRef),
+    /// Clear the retained message of a topic.
+    RetainedDel(Arc<str>),
+    /// Create or replace a session record.
+    SessionPut(SessionRecord),
+    /// Delete a session and every message stored for it.
+    SessionDel(Arc<str>),
+    /// Store (or replace) a message of a session under its sequence number.
+    ItemPut {
+        client_id: Arc<str>,
+        seq: u64,
+        item: StoredItem,
+    },
+    /// A message was delivered, expired or dropped.
+    ItemDel { client_id: Arc<str>, seq: u64 },
+}
+
+impl StoreOp {
+    /// True for operations that must be durable before the publisher is acknowledged.
+    pub fn needs_sync(&self) -> bool {
+        matches!(
+            self,
+            StoreOp::RetainedPut(_)
+                | StoreOp::RetainedDel(_)
+                | StoreOp::ItemPut { .. }
+                | StoreOp::SessionPut(_)
+        )
+    }
+}
+
+/// Everything read back from a store at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    pub retained: Vec<MsgRef>,
+    pub sessions: Vec<SessionRecord>,
+    /// (client id, sequence number, item), in sequence order per client.
+    pub items: Vec<(Arc<str>, u64, StoredItem)>,
+}
+
+/// Reads the stored messages of one session back (when an offline session whose messages
+/// were kept only in the store reconnects). The store must include every operation already
+/// handed to it.
+pub trait QueueLoader: Send + Sync + std::fmt::Debug {
+    fn load(&self, client_id: &str) -> Vec<(u64, StoredItem)>;
+}
+
+/// An in-memory store: applies operations the way a database must, and reads them back.
+/// The reference for store implementations and the store of the core's own tests.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    inner: std::sync::Mutex<MemInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemInner {
+    retained: std::collections::BTreeMap<Arc<str>, MsgRef>,
+    sessions: std::collections::BTreeMap<Arc<str>, SessionRecord>,
+    items: std::collections::BTreeMap<(Arc<str>, u64), StoredItem>,
+}
+
+impl MemStore {
+    /// Applies operations in order.
+    pub fn apply(&self, ops: &[StoreOp]) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for op in ops {
+            match op {
+                StoreOp::RetainedPut(msg) => {
+                    m.retained.insert(msg.topic.clone(), msg.clone());
+                }
+                StoreOp::RetainedDel(t) => {
+                    m.retained.remove(t);
+                }
+                StoreOp::SessionPut(r) => {
+                    m.sessions.insert(r.client_id.clone(), r.clone());
+                }
+                StoreOp::SessionDel(c) => {
+                    m.sessions.remove(c);
+                    m.items.retain(|(id, _), _| id != c);
+                }
+                StoreOp::ItemPut {
+                    client_id,
+                    seq,
+                    item,
+                } => {
+                    m.items.insert((client_id.clone(), *seq), item.clone());
+                }
+                StoreOp::ItemDel { client_id, seq } => {
+                    m.items.remove(&(client_id.clone(), *seq));
+                }
+            }
+        }
+    }
+
+    /// Everything stored, as read at start-up.
+    pub fn restored(&self) -> Restored {
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Restored {
+            retained: m.retained.values().cloned().collect(),
+            sessions: m.sessions.values().cloned().collect(),
+            items: m
+                .items
+                .iter()
+                .map(|((c, s), i)| (c.clone(), *s, i.clone()))
+                .collect(),
+        }
+    }
+
+    /// Number of stored messages (tests).
+    pub fn item_count(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .items
+            .len()
+    }
+}
+
+impl QueueLoader for MemStore {
+    fn load(&self, client_id: &str) -> Vec<(u64, StoredItem)> {
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.items
+            .iter()
+            .filter(|((c, _), _)| &**c == client_id)
+            .map(|((_, s), i)| (*s, i.clone()))
+            .collect()
+    }
+}
