@@ -53,6 +53,8 @@ struct State {
     packets_in: u64,
     bytes_in: u64,
     packets_out: u64,
+    /// Recent authentication failures from this address (when this one failed).
+    auth_failures: u32,
 }
 
 /// Serves one connection until it ends. `peer_username` is a TLS certificate identity when
@@ -80,6 +82,7 @@ pub async fn serve<S>(
         packets_in: 0,
         bytes_in: 0,
         packets_out: 0,
+        auth_failures: 0,
     };
     let max_packet = shared.max_packet_size();
     let connect_deadline = clock::now() + shared.settings.connect_timeout;
@@ -112,7 +115,13 @@ pub async fn serve<S>(
                     Ok(0) => break End::PeerClosed,
                     Ok(n) => {
                         st.bytes_in += n as u64;
-                        if let Some(end) = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref()) {
+                        let ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                        if let Some(end) = ended {
+                            if st.auth_failures > 1 {
+                                // Repeated wrong passwords from this address: each new
+                                // attempt waits longer for its answer.
+                                tokio::time::sleep(auth_delay(st.auth_failures)).await;
+                            }
                             // Send what was produced (CONNACK refusal, DISCONNECT) first.
                             let _ = stream.write_all(&wbuf).await;
                             break end;
@@ -429,7 +438,7 @@ fn handle_connect(
     match (peer_username, c.username, &listener.authenticator) {
         (Some(_), _, _) => {}
         (None, Some(u), Some(auth)) if auth.authenticate(u, c.password) != AuthResult::Allowed => {
-            shared.auth_failed(peer.ip());
+            st.auth_failures = shared.auth_failed(peer.ip());
             return Err(refuse(ReasonCode::BadUserNameOrPassword, wbuf));
         }
         (None, Some(_), Some(_)) => {}

@@ -137,7 +137,8 @@ pub struct Shared {
     bytes_sent: AtomicU64,
     packets_sent: AtomicU64,
     per_address: Mutex<HashMap<IpAddr, usize>>,
-    auth_failures: Mutex<HashMap<IpAddr, u32>>,
+    /// Recent authentication failures per address: (count, last failure).
+    auth_failures: Mutex<HashMap<IpAddr, (u32, std::time::Instant)>>,
     shutdown: Notify,
     handshakes: Mutex<(f64, std::time::Instant)>,
 }
@@ -159,12 +160,24 @@ impl Shared {
         self.packets_sent.fetch_add(packets, Ordering::Relaxed);
     }
 
-    fn auth_failed(&self, ip: IpAddr) {
+    /// Records a failed authentication from `ip`; returns how many failed recently (a
+    /// minute without failures forgets them). Bounded: at most 10,000 addresses are tracked.
+    fn auth_failed(&self, ip: IpAddr) -> u32 {
         let mut f = self.auth_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
         if f.len() > 10_000 {
-            f.clear();
+            f.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(60));
+            if f.len() > 10_000 {
+                f.clear();
+            }
         }
-        *f.entry(ip).or_default() += 1;
+        let e = f.entry(ip).or_insert((0, now));
+        if now.duration_since(e.1) > Duration::from_secs(60) {
+            e.0 = 0;
+        }
+        e.0 += 1;
+        e.1 = now;
+        e.0
     }
 }
 
@@ -402,17 +415,6 @@ async fn serve_tcp(
     peer: SocketAddr,
     settings: Arc<ListenerSettings>,
 ) {
-    let delay = {
-        let f = shared
-            .auth_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        f.get(&peer.ip()).copied().unwrap_or(0)
-    };
-    if delay > 3 {
-        // Repeated authentication failures from this address: slow it down.
-        tokio::time::sleep(conn::auth_delay(delay)).await;
-    }
     conn::serve(shared, stream, peer, settings, None).await;
 }
 
