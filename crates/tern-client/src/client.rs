@@ -509,15 +509,21 @@ impl Driver {
             let deadline = self.conn.poll_timeout().map(|t| self.clock.instant(t));
             tokio::select! {
                 r = stream.read(&mut self.buf) => {
-                    let n = r?;
-                    if n == 0 {
-                        return Err(ClientError::Disconnected {
-                            reason: None,
-                            reason_string: Some(
-                                "before answering CONNECT; if the port expects TLS, add --cafile; the broker's log says why".into(),
-                            ),
-                        });
-                    }
+                    let n = match r {
+                        Ok(0) => {
+                            return Err(ClientError::ClosedBeforeConnack {
+                                detail: "end of stream".into(),
+                            })
+                        }
+                        Ok(n) => n,
+                        // TLS 1.3 reports a refused client certificate after the handshake.
+                        Err(e) if self.tls.is_some() && e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+                            return Err(handshake_error(&host, &e));
+                        }
+                        Err(e) => {
+                            return Err(ClientError::ClosedBeforeConnack { detail: e.to_string() })
+                        }
+                    };
                     let now = self.clock.now();
                     if let Err(e) = self.conn.handle_input(now, &self.buf[..n]) {
                         let _ = self.flush(&mut stream).await;

@@ -136,6 +136,11 @@ pub enum ClientError {
         reason: Option<ReasonCode>,
         reason_string: Option<String>,
     },
+    /// The connection ended before CONNACK.
+    #[error(
+        "the broker closed the connection before accepting it ({detail}): if this port expects TLS, add --cafile (or --fingerprint); otherwise the broker's log says why"
+    )]
+    ClosedBeforeConnack { detail: String },
     /// Reading or writing the connection failed.
     #[error("connection to the broker lost: {0}")]
     Io(Arc<std::io::Error>),
