@@ -292,9 +292,15 @@ impl ConnArgs {
         // fourth value for user-property.
         let mut rest: &[String] = &self.properties;
         while !rest.is_empty() {
-            let n = if rest.get(1).is_some_and(|p| p == "user-property") { 4 } else { 3 };
+            let n = if rest.get(1).is_some_and(|p| p == "user-property") {
+                4
+            } else {
+                3
+            };
             if rest.len() < n {
-                bail!("-D needs COMMAND PROPERTY VALUE (user-property: COMMAND user-property NAME VALUE)");
+                bail!(
+                    "-D needs COMMAND PROPERTY VALUE (user-property: COMMAND user-property NAME VALUE)"
+                );
             }
             apply_property(&mut props, &rest[..n])?;
             rest = &rest[n..];
@@ -326,7 +332,9 @@ impl ConnArgs {
             || self.tls_use_os_certs
             || url_tls;
         if !tls_on && (self.cert.is_some() || self.key.is_some()) {
-            bail!("--cert and --key need TLS: add --cafile with the broker's CA (or --fingerprint)");
+            bail!(
+                "--cert and --key need TLS: add --cafile with the broker's CA (or --fingerprint)"
+            );
         }
         if !tls_on && self.insecure {
             bail!("--insecure only makes sense with TLS: add --cafile");
@@ -339,7 +347,10 @@ impl ConnArgs {
         let mut o = ClientOptions::new(host.clone(), port).version(version);
         o.mqtt.keep_alive_secs = self.keepalive;
         if self.keepalive != 0 && self.keepalive < 5 {
-            bail!("keepalive must be 0 or at least 5 seconds, not {}", self.keepalive);
+            bail!(
+                "keepalive must be 0 or at least 5 seconds, not {}",
+                self.keepalive
+            );
         }
         let id = match (&self.id, &self.id_prefix) {
             (Some(_), Some(_)) => bail!("-i and -I cannot be used together"),
@@ -348,9 +359,7 @@ impl ConnArgs {
             (None, None) => String::new(),
         };
         if self.disable_clean_session && id.is_empty() && !version.is_v5() {
-            bail!(
-                "-c (keep the session) needs a client id the broker can recognise: add -i ID"
-            );
+            bail!("-c (keep the session) needs a client id the broker can recognise: add -i ID");
         }
         o.mqtt.client_id = id;
         o.mqtt.clean_start = !self.disable_clean_session;

@@ -99,7 +99,9 @@ async fn run_async(args: PubArgs) -> anyhow::Result<i32> {
         report(
             quiet,
             "tern pub",
-            &format!("invalid publish topic '{topic}': {e} (wildcards + and # are for subscribing)"),
+            &format!(
+                "invalid publish topic '{topic}': {e} (wildcards + and # are for subscribing)"
+            ),
         );
         return Ok(1);
     }
@@ -111,7 +113,11 @@ async fn run_async(args: PubArgs) -> anyhow::Result<i32> {
         }
     };
     if !(0.0..=86_400.0).contains(&args.repeat_delay) {
-        report(quiet, "tern pub", &"--repeat-delay must be 0 to 86400 seconds");
+        report(
+            quiet,
+            "tern pub",
+            &"--repeat-delay must be 0 to 86400 seconds",
+        );
         return Ok(1);
     }
     let version = resolved.version;
@@ -173,11 +179,12 @@ async fn run_async(args: PubArgs) -> anyhow::Result<i32> {
         Ok(())
     }
     .await;
-    let _ = client.disconnect_with(
-        tern_client::ReasonCode::Success,
-        resolved.props.disconnect.clone(),
-    )
-    .await;
+    let _ = client
+        .disconnect_with(
+            tern_client::ReasonCode::Success,
+            resolved.props.disconnect.clone(),
+        )
+        .await;
     match result {
         Ok(()) => Ok(0),
         Err(e) => {
@@ -208,7 +215,8 @@ fn source(args: &PubArgs) -> anyhow::Result<Source> {
         Source::Bytes(m.clone().into_bytes())
     } else if let Some(f) = &args.file {
         Source::Bytes(
-            std::fs::read(f).with_context(|| format!("cannot read the message file {}", f.display()))?,
+            std::fs::read(f)
+                .with_context(|| format!("cannot read the message file {}", f.display()))?,
         )
     } else if args.stdin_file {
         let mut v = Vec::new();

@@ -107,9 +107,16 @@ async fn run_async(args: SubArgs) -> anyhow::Result<i32> {
         topics.push(t);
     }
     if topics.is_empty() {
-        return usage_error(quiet, &"a topic filter is needed: add -t FILTER (e.g. -t '#')");
+        return usage_error(
+            quiet,
+            &"a topic filter is needed: add -t FILTER (e.g. -t '#')",
+        );
     }
-    for t in topics.iter().chain(&args.filter_out).chain(&args.unsubscribe) {
+    for t in topics
+        .iter()
+        .chain(&args.filter_out)
+        .chain(&args.unsubscribe)
+    {
         if let Err(e) = tern_codec::topic::validate_filter(t) {
             return usage_error(quiet, &format!("invalid topic filter '{t}': {e}"));
         }

@@ -92,7 +92,11 @@ fn int(out: &mut Vec<u8>, v: i64, s: Spec) {
         out.extend_from_slice(t);
         pad(out, b' ', s.width - t.len());
     } else if s.zero {
-        let (sign, digits) = if v < 0 { (&t[..1], &t[1..]) } else { (&t[..0], t) };
+        let (sign, digits) = if v < 0 {
+            (&t[..1], &t[1..])
+        } else {
+            (&t[..0], t)
+        };
         out.extend_from_slice(sign);
         pad(out, b'0', s.width - t.len());
         out.extend_from_slice(digits);
@@ -145,8 +149,12 @@ fn payload(out: &mut Vec<u8>, p: &[u8], hex: u8, s: Spec) {
     let p = &p[..len];
     match hex {
         0 => out.extend_from_slice(p),
-        1 => p.iter().for_each(|b| out.extend_from_slice(format!("{b:02x}").as_bytes())),
-        _ => p.iter().for_each(|b| out.extend_from_slice(format!("{b:02X}").as_bytes())),
+        1 => p
+            .iter()
+            .for_each(|b| out.extend_from_slice(format!("{b:02x}").as_bytes())),
+        _ => p
+            .iter()
+            .for_each(|b| out.extend_from_slice(format!("{b:02X}").as_bytes())),
     }
     if s.left {
         pad(out, b' ', padn.max(0) as usize);
@@ -322,11 +330,13 @@ fn json_str(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// JSON values in insertion order; printed the way cJSON does (unformatted or pretty).
+/// Properties come in a fixed order (payload format, expiry, content type, response topic,
+/// correlation data, subscription ids, topic alias, user properties); mosquitto_sub keeps
+/// the order they had on the wire.
 enum J {
     Num(i64),
     Str(Vec<u8>),
     Raw(Vec<u8>),
-    Arr(Vec<i64>),
     Obj(Vec<(String, J)>),
 }
 
@@ -335,16 +345,6 @@ fn write_json(out: &mut Vec<u8>, v: &J, pretty: bool, depth: usize) {
         J::Num(n) => out.extend_from_slice(n.to_string().as_bytes()),
         J::Str(s) => json_str(out, s),
         J::Raw(r) => out.extend_from_slice(r),
-        J::Arr(a) => {
-            out.push(b'[');
-            for (i, n) in a.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(if pretty { b", " } else { b"," });
-                }
-                out.extend_from_slice(n.to_string().as_bytes());
-            }
-            out.push(b']');
-        }
         J::Obj(fields) => {
             out.push(b'{');
             if pretty {
@@ -475,12 +475,20 @@ fn json(cfg: &OutputConfig, m: &Message, now: &Now, escaped: bool, out: &mut Vec
         fields.push(("properties".to_owned(), J::Obj(props)));
     }
     let payload = if escaped {
-        // isprint(): printable ASCII only; anything else becomes an array of byte values.
-        if m.payload.iter().all(|&b| (0x20..0x7F).contains(&b)) {
-            J::Str(m.payload.clone())
+        // mosquitto 2.0.11 (cJSON_CreateString on the payload as a C string): null for an
+        // empty payload, text up to the first NUL byte otherwise.
+        if m.payload.is_empty() {
+            J::Raw(b"null".to_vec())
         } else {
-            J::Arr(m.payload.iter().map(|&b| i64::from(b)).collect())
+            let end = m
+                .payload
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(m.payload.len());
+            J::Str(m.payload[..end].to_vec())
         }
+    } else if m.payload.is_empty() {
+        J::Raw(b"null".to_vec())
     } else {
         match minify_json(&m.payload) {
             Some(v) => J::Raw(v),
@@ -527,7 +535,10 @@ mod tests {
             fmt("%t %p %q %r %l %m %C %P %%", &m),
             b"a/b hello 1 0 5 3 text/plain k:v x:y %"
         );
-        assert_eq!(fmt("%x|%X", &Message::new("t", vec![0xAB, 0x01])), b"ab01|AB01");
+        assert_eq!(
+            fmt("%x|%X", &Message::new("t", vec![0xAB, 0x01])),
+            b"ab01|AB01"
+        );
         assert_eq!(fmt("[%10t][%-6t][%.1t]", &m), b"[       a/b][a/b   ][a]");
         assert_eq!(fmt("[%05l][%-5l][%5l]", &m), b"[00005][5    ][    5]");
         assert_eq!(fmt("[%3p]", &m), b"[hel]");
@@ -564,12 +575,17 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("{\"tst\":\""), "{s}");
         assert!(
-            s.ends_with("\",\"topic\":\"t\",\"qos\":0,\"retain\":0,\"payloadlen\":3,\"payload\":\"hi\\\"\"}"),
+            s.ends_with(
+                "\",\"topic\":\"t\",\"qos\":0,\"retain\":0,\"payloadlen\":3,\"payload\":\"hi\\\"\"}"
+            ),
             "{s}"
         );
         let out = String::from_utf8(fmt("%J", &Message::new("t", "{ \"a\" : [1, 2] }"))).unwrap();
         assert!(out.ends_with("\"payload\":{\"a\":[1,2]}}"), "{out}");
-        let out = String::from_utf8(fmt("%j", &Message::new("t", vec![1u8, 200]))).unwrap();
-        assert!(out.ends_with("\"payload\":[1,200]}"), "{out}");
+        let out = String::from_utf8_lossy(&fmt("%j", &Message::new("t", vec![b'a', 1, 0, 2])))
+            .into_owned();
+        assert!(out.ends_with("\"payload\":\"a\\u0001\"}"), "{out}");
+        let out = String::from_utf8(fmt("%j", &Message::new("t", ""))).unwrap();
+        assert!(out.ends_with("\"payload\":null}"), "{out}");
     }
 }
