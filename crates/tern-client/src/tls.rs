@@ -566,6 +566,58 @@ pub fn fingerprints(der: &[u8]) -> Result<(String, String, String), ClientError>
 mod tests {
     use super::*;
 
+    fn verdict(e: TlsErr) -> CertError {
+        let TlsErr::InvalidCertificate(CertificateError::Other(o)) = e else {
+            panic!("not translated: {e:?}")
+        };
+        o.0.downcast_ref::<CertError>().unwrap().clone()
+    }
+
+    #[test]
+    fn dates_in_plain_words() {
+        let info = CertInfo {
+            version: 3,
+            not_before: 1_600_000_000,
+            not_after: 1_700_000_000,
+            subject_cn: Some("broker".into()),
+            issuer_cn: Some("ca".into()),
+            san_dns: vec![],
+            san_ip: vec![],
+            spki: vec![],
+            spki_algorithm: vec![],
+            public_key: vec![],
+        };
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_800_000_000));
+        let e = verdict(translate(
+            TlsErr::InvalidCertificate(CertificateError::Expired),
+            &info,
+            now,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "the broker's certificate expired on 2023-11-14 22:13:20 UTC (it is now 2027-01-15 08:00:00 UTC): issue a new one for the broker, or check this machine's clock"
+        );
+        let e = verdict(translate(
+            TlsErr::InvalidCertificate(CertificateError::NotValidYet),
+            &info,
+            now,
+        ));
+        assert!(
+            e.to_string()
+                .contains("not valid before 2020-09-13 12:26:40 UTC"),
+            "{e}"
+        );
+        let e = verdict(translate(
+            TlsErr::InvalidCertificate(CertificateError::UnknownIssuer),
+            &info,
+            now,
+        ));
+        assert!(
+            e.to_string().contains("(CN=broker, issued by CN=ca)"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn base64_round_trip() {
         for n in 0..40u8 {
