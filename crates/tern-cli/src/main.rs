@@ -9,6 +9,10 @@ mod passwd;
 mod paths;
 mod pki;
 mod quickstart;
+mod conn_args;
+mod pub_cmd;
+mod sub_cmd;
+mod sub_format;
 
 #[derive(Debug, Parser)]
 #[command(name = "tern", version, about = "Encrypted MQTT for IoT in one tool")]
@@ -23,8 +27,22 @@ enum Cli {
     Doctor(doctor::DoctorArgs),
     /// Manage a Mosquitto-compatible password file (like mosquitto_passwd).
     Passwd(passwd::PasswdArgs),
+    /// Publish a message (mosquitto_pub compatible flags).
+    Pub(pub_cmd::PubArgs),
+    /// Subscribe and print messages (mosquitto_sub compatible flags).
+    Sub(sub_cmd::SubArgs),
     /// Print the version.
     Version,
+}
+
+/// `-d` for pub/sub: debug logs to stderr.
+fn pubsub_logging(debug: bool) {
+    if debug {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter("tern_client=debug,tern_proto=debug")
+            .try_init();
+    }
 }
 
 /// Writes a file atomically (temporary file, then rename), creating its directory.
@@ -46,6 +64,8 @@ fn main() -> std::process::ExitCode {
         Cli::Pki(a) => pki::run(a).map(|()| 0),
         Cli::Doctor(a) => doctor::run(a),
         Cli::Passwd(a) => passwd::run(a),
+        Cli::Pub(a) => pub_cmd::run(a),
+        Cli::Sub(a) => sub_cmd::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -6,11 +6,15 @@
 extern crate alloc;
 
 pub mod alias;
+pub mod client;
 pub mod keepalive;
+pub mod owned;
 pub mod pid;
 pub mod time;
 
 pub use alias::{InboundAliases, OutboundAliases};
+pub use client::{ClientConn, ClientOptions};
 pub use keepalive::KeepAlive;
+pub use owned::{Message, OwnedProperties};
 pub use pid::PacketIds;
 pub use time::Timestamp;
