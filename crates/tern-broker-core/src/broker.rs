@@ -35,8 +35,10 @@ use crate::trie::{Hit, Sub, SubscriptionTree};
 pub struct ListenerLimits {
     /// `max_qos`.
     pub max_qos: QoS,
-    /// `max_topic_alias`.
+    /// `max_topic_alias`: aliases a client may use towards the broker.
     pub max_topic_alias: u16,
+    /// `max_topic_alias_broker`: aliases the broker may use towards a client.
+    pub max_topic_alias_broker: u16,
     /// `allow_zero_length_clientid`.
     pub allow_zero_length_clientid: bool,
     /// `auto_id_prefix`.
@@ -51,6 +53,7 @@ impl ListenerLimits {
         Self {
             max_qos: cfg.max_qos,
             max_topic_alias: cfg.max_topic_alias,
+            max_topic_alias_broker: 0,
             allow_zero_length_clientid: cfg.allow_zero_length_clientid,
             auto_id_prefix: cfg.auto_id_prefix.clone(),
             authorizer: Arc::new(AllowAll),
@@ -461,7 +464,11 @@ impl Broker {
             client_id,
             version: v,
             keep_alive,
-            client_topic_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
+            client_topic_alias_max: c
+                .properties
+                .topic_alias_maximum
+                .unwrap_or(0)
+                .min(req.limits.max_topic_alias_broker),
             client_max_packet_size,
             problem_information: c.properties.request_problem_information != Some(0),
         })

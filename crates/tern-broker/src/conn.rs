@@ -233,12 +233,36 @@ fn drain_own(shared: &Shared, st: &mut State, wbuf: &mut Vec<u8>) -> Option<End>
 
 fn flush_outs(st: &mut State, now: Timestamp, wbuf: &mut Vec<u8>) {
     if let Some(enc) = st.encoder.as_mut() {
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
         for o in st.outs.drain(..) {
+            if debug {
+                // Mosquitto's `log_type all` lines, which scripts and tests look for.
+                debug!(
+                    "Sending {} to {}",
+                    out_name(&o),
+                    st.client_id.as_deref().unwrap_or("-")
+                );
+            }
             enc.encode(&o, now, wbuf);
             st.packets_out += 1;
         }
     } else {
         st.outs.clear();
+    }
+}
+
+fn out_name(o: &Out) -> &'static str {
+    match o {
+        Out::Connack(_) => "CONNACK",
+        Out::Publish(_) => "PUBLISH",
+        Out::Puback(..) => "PUBACK",
+        Out::Pubrec(..) => "PUBREC",
+        Out::Pubrel(..) => "PUBREL",
+        Out::Pubcomp(..) => "PUBCOMP",
+        Out::Suback(..) => "SUBACK",
+        Out::Unsuback(..) => "UNSUBACK",
+        Out::Pingresp => "PINGRESP",
+        Out::Disconnect(..) => "DISCONNECT",
     }
 }
 
@@ -288,6 +312,13 @@ fn process_input(
                 break;
             }
         };
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let who = match &packet {
+                Packet::Connect(c) => c.client_id,
+                _ => st.client_id.as_deref().unwrap_or("-"),
+            };
+            debug!("Received {} from {}", packet.packet_type().name(), who);
+        }
         let Some(conn) = st.conn else {
             // [MQTT-3.1.0-1] the first packet must be CONNECT.
             let Packet::Connect(c) = &packet else {

@@ -262,6 +262,7 @@ fn listener_settings(
         limits: ListenerLimits {
             max_qos,
             max_topic_alias: l.max_topic_alias,
+            max_topic_alias_broker: l.max_topic_alias_broker,
             allow_zero_length_clientid: sec.allow_zero_length_clientid,
             auto_id_prefix: sec.auto_id_prefix.clone(),
             authorizer,

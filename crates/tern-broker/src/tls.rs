@@ -340,12 +340,13 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
         None if o.require_certificate => return Err(TlsError::RequireCertWithoutCa),
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-        content(
-            &o.keyfile,
-            format!("the key does not match the certificate or cannot be used: {e}"),
-        )
-    })?;
+    // Not `with_single_cert`: it parses the certificate with webpki, which refuses X.509 v1
+    // (what the tutorial's openssl commands make). tern serves such a certificate anyway —
+    // pinning clients accept it — and the start-up warnings say how to reissue it.
+    let signing_key = provider_key(&key)
+        .map_err(|e| content(&o.keyfile, format!("the key cannot be used for TLS: {e}")))?;
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signing_key));
+    let mut config = builder.with_cert_resolver(Arc::new(SingleCert(certified)));
     config.max_fragment_size = o.max_fragment_size;
     // Session resumption saves constrained devices seconds per reconnect.
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
@@ -353,6 +354,27 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
         config.ticketer = t;
     }
     Ok(Loaded { config, warnings })
+}
+
+fn provider_key(
+    key: &PrivateKeyDer<'static>,
+) -> Result<Arc<dyn rustls::sign::SigningKey>, RustlsError> {
+    rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key.clone_key())
+}
+
+/// Always the same certificate chain and key.
+#[derive(Debug)]
+struct SingleCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for SingleCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
 }
 
 /// Modification times of the files a listener uses (for reload on change).

@@ -32,33 +32,15 @@ pub struct BrokerArgs {
 }
 
 pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
-    crate::logging::init(if args.quiet {
-        "off"
-    } else if args.verbose {
-        "debug"
-    } else {
-        "info"
-    });
     if args.daemon {
         return crate::daemon::detach();
     }
-    serve(args.config, args.port, None)
+    serve(args, None)
 }
 
 /// Runs the broker from a configuration file (or none: local-only mode). `banner` is printed
 /// after the listener lines (the quick start's instructions).
-pub fn serve(
-    config_path: Option<PathBuf>,
-    ports: Vec<u16>,
-    banner: Option<String>,
-) -> anyhow::Result<i32> {
-    let args = BrokerArgs {
-        config: config_path,
-        port: ports,
-        verbose: false,
-        daemon: false,
-        quiet: false,
-    };
+pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
     let config = match &args.config {
         Some(path) => Config::load(path, &FsLoader).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Config::parse_str(
@@ -68,6 +50,9 @@ pub fn serve(
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
+    for w in crate::logging::init_broker(&config, args.verbose, args.quiet) {
+        eprintln!("tern: warning: {w}");
+    }
     let built = settings::build(&config, &args.port).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &built.warnings {
         eprintln!("tern: warning: {w}");

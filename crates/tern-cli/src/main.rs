@@ -2,15 +2,15 @@
 use clap::Parser;
 
 mod broker;
+mod conn_args;
 mod daemon;
 mod doctor;
 mod logging;
 mod passwd;
 mod paths;
 mod pki;
-mod quickstart;
-mod conn_args;
 mod pub_cmd;
+mod quickstart;
 mod sub_cmd;
 mod sub_format;
 

@@ -27,7 +27,6 @@ pub struct QuickstartArgs {
 }
 
 pub fn run(args: QuickstartArgs) -> anyhow::Result<i32> {
-    crate::logging::init(if args.verbose { "debug" } else { "info" });
     let dir = args.dir.unwrap_or_else(crate::paths::data_dir);
     let pki = PkiDir::new(dir.join("pki"));
     let now = time::OffsetDateTime::now_utc();
@@ -148,5 +147,12 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<i32> {
         "  mosquitto_pub -h localhost -p {} -t test/plain -m 'no TLS, loopback only'",
         args.port
     );
-    crate::broker::serve(Some(conf_path), Vec::new(), Some(b))
+    let broker = crate::broker::BrokerArgs {
+        config: Some(conf_path),
+        port: Vec::new(),
+        verbose: args.verbose,
+        daemon: false,
+        quiet: false,
+    };
+    crate::broker::serve(broker, Some(b))
 }

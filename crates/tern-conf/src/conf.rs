@@ -610,8 +610,9 @@ pub struct Listener {
     pub max_qos: u8,
     /// `max_topic_alias`: aliases a client may use towards the broker (default 10).
     pub max_topic_alias: u16,
-    /// `max_topic_alias_broker` (2.1): aliases the broker may use towards a client
-    /// (default 10).
+    /// `max_topic_alias_broker` (2.1): aliases the broker may use towards a client.
+    /// tern's default is 0 (no aliases), like Mosquitto 2.0, which never sends them, so that
+    /// clients see exactly what they saw before; set it to shorten repeated topics.
     pub max_topic_alias_broker: u16,
     /// `mount_point`: prefix added to every topic of this listener's clients.
     pub mount_point: Option<String>,
@@ -645,7 +646,7 @@ impl Listener {
             max_connections: Limit::Unlimited,
             max_qos: 2,
             max_topic_alias: 10,
-            max_topic_alias_broker: 10,
+            max_topic_alias_broker: 0,
             mount_point: None,
             protocol: Protocol::Mqtt,
             socket_domain: None,

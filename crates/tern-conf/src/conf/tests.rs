@@ -102,7 +102,7 @@ fn listener_defaults() {
     assert_eq!(l.max_connections, Limit::Unlimited);
     assert_eq!(l.max_qos, 2);
     assert_eq!(l.max_topic_alias, 10);
-    assert_eq!(l.max_topic_alias_broker, 10);
+    assert_eq!(l.max_topic_alias_broker, 0);
     assert_eq!(l.protocol, Protocol::Mqtt);
     assert_eq!(l.socket_domain, None);
     assert!(!l.use_username_as_clientid);
