@@ -8,6 +8,7 @@ pub mod conn;
 pub mod encode;
 pub mod security;
 pub mod settings;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
