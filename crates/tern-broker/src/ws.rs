@@ -578,3 +578,549 @@ fn close_reason(code: Option<CloseCode>) -> &'static str {
         _ => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    type Client = WebSocketStream<DuplexStream>;
+    type ClientResponse = tungstenite::handshake::client::Response;
+
+    /// CONNECT, MQTT 3.1.1, clean session, keep-alive 60, client id "a".
+    const CONNECT: &[u8] = &[
+        0x10, 0x0D, // CONNECT, remaining length 13
+        0x00, 0x04, b'M', b'Q', b'T', b'T', // protocol name
+        0x04, // protocol level 4 (3.1.1)
+        0x02, // clean session
+        0x00, 0x3C, // keep-alive 60 s
+        0x00, 0x01, b'a', // client id "a"
+    ];
+    /// CONNACK, session not present, accepted.
+    const CONNACK: &[u8] = &[0x20, 0x02, 0x00, 0x00];
+    /// SUBSCRIBE packet id 1, "t" at QoS 0.
+    const SUBSCRIBE: &[u8] = &[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b't', 0x00];
+    /// SUBACK packet id 1, granted QoS 0.
+    const SUBACK: &[u8] = &[0x90, 0x03, 0x00, 0x01, 0x00];
+    /// PUBLISH QoS 0 to "t", payload "hi".
+    const PUBLISH: &[u8] = &[0x30, 0x05, 0x00, 0x01, b't', b'h', b'i'];
+    const PINGREQ: &[u8] = &[0xC0, 0x00];
+    const PINGRESP: &[u8] = &[0xD0, 0x00];
+
+    fn opts() -> WsOptions {
+        WsOptions {
+            handshake_timeout: Duration::from_secs(5),
+            ..WsOptions::new(1024)
+        }
+    }
+
+    fn request(protocols: Option<&str>) -> Request {
+        let mut req = "ws://localhost/mqtt".into_client_request().unwrap();
+        if let Some(p) = protocols {
+            req.headers_mut()
+                .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_str(p).unwrap());
+        }
+        req
+    }
+
+    /// Runs both ends of the upgrade over an in-memory pipe.
+    async fn upgrade(
+        opts: &WsOptions,
+        req: Request,
+    ) -> (
+        Result<WsStream<DuplexStream>, WsError>,
+        Result<(Client, ClientResponse), tungstenite::Error>,
+    ) {
+        let (server_io, client_io) = duplex(64 * 1024);
+        tokio::join!(
+            accept(server_io, opts),
+            tokio_tungstenite::client_async(req, client_io)
+        )
+    }
+
+    async fn connected(opts: &WsOptions) -> (WsStream<DuplexStream>, Client) {
+        let (server, client) = upgrade(opts, request(Some("mqtt"))).await;
+        (server.unwrap(), client.unwrap().0)
+    }
+
+    fn ws_error(e: &io::Error) -> &WsError {
+        e.get_ref()
+            .and_then(|e| e.downcast_ref::<WsError>())
+            .unwrap_or_else(|| panic!("not a WsError: {e:?}"))
+    }
+
+    /// The next message from the server other than pings and pongs.
+    async fn next_data(client: &mut Client) -> Message {
+        loop {
+            match client.next().await.unwrap().unwrap() {
+                Message::Ping(_) | Message::Pong(_) => {}
+                m => return m,
+            }
+        }
+    }
+
+    async fn expect_close(client: &mut Client, code: CloseCode) {
+        match next_data(client).await {
+            Message::Close(Some(f)) => assert_eq!(f.code, code),
+            m => panic!("expected a close frame with {code}, got {m:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn upgrade_selects_mqtt_subprotocol_mqtt_6_0_0_4() {
+        let (server, client) = upgrade(&opts(), request(Some("mqtt"))).await;
+        assert_eq!(server.unwrap().subprotocol(), "mqtt");
+        let (_, resp) = client.unwrap();
+        assert_eq!(resp.headers()[SEC_WEBSOCKET_PROTOCOL], "mqtt");
+    }
+
+    #[tokio::test]
+    async fn upgrade_prefers_mqtt_among_several_offers() {
+        let (server, client) = upgrade(&opts(), request(Some("wamp, mqttv3.1, mqtt"))).await;
+        assert_eq!(server.unwrap().subprotocol(), "mqtt");
+        assert_eq!(client.unwrap().1.headers()[SEC_WEBSOCKET_PROTOCOL], "mqtt");
+    }
+
+    #[tokio::test]
+    async fn upgrade_accepts_mqttv31_like_mosquitto() {
+        let (server, client) = upgrade(&opts(), request(Some("mqttv3.1"))).await;
+        assert_eq!(server.unwrap().subprotocol(), "mqttv3.1");
+        assert_eq!(
+            client.unwrap().1.headers()[SEC_WEBSOCKET_PROTOCOL],
+            "mqttv3.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn upgrade_without_subprotocol_is_refused_mqtt_6_0_0_3() {
+        let (server, client) = upgrade(&opts(), request(None)).await;
+        let err = server.unwrap_err();
+        assert!(
+            matches!(err, WsError::NoSubprotocol { offered: None }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("did not ask for the 'mqtt'"),
+            "{err}"
+        );
+        match client {
+            Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 400),
+            other => panic!("the client should see 400 Bad Request: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn upgrade_with_only_other_subprotocols_is_refused() {
+        let (server, _) = upgrade(&opts(), request(Some("wamp, MQTT"))).await;
+        let err = server.unwrap_err();
+        match &err {
+            WsError::NoSubprotocol { offered } => {
+                assert_eq!(offered.as_deref(), Some("wamp, MQTT"));
+            }
+            _ => panic!("{err:?}"),
+        }
+        assert!(err.to_string().contains("it offered 'wamp, MQTT'"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn oversized_request_headers_are_refused() {
+        let mut req = request(Some("mqtt"));
+        req.headers_mut()
+            .insert("cookie", HeaderValue::from_str(&"x".repeat(2000)).unwrap());
+        let (server, client) = upgrade(&opts(), req).await;
+        let err = server.unwrap_err();
+        assert!(
+            matches!(err, WsError::HeadersTooLarge { limit: 1024 }),
+            "{err:?}"
+        );
+        assert!(client.is_err());
+    }
+
+    #[tokio::test]
+    async fn headers_size_is_configurable() {
+        let mut req = request(Some("mqtt"));
+        req.headers_mut()
+            .insert("cookie", HeaderValue::from_str(&"x".repeat(2000)).unwrap());
+        let opts = WsOptions {
+            headers_size: 4096,
+            ..opts()
+        };
+        let (server, client) = upgrade(&opts, req).await;
+        assert!(server.is_ok());
+        assert!(client.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_times_out() {
+        let (server_io, _client_io) = duplex(1024);
+        let opts = WsOptions {
+            handshake_timeout: Duration::from_millis(50),
+            ..opts()
+        };
+        let err = accept(server_io, &opts).await.unwrap_err();
+        assert!(matches!(err, WsError::HandshakeTimeout(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_plain_mqtt_client_is_told_it_is_on_the_wrong_port() {
+        let (server_io, mut client_io) = duplex(1024);
+        client_io.write_all(CONNECT).await.unwrap();
+        let err = accept(server_io, &opts()).await.unwrap_err();
+        assert!(matches!(err, WsError::PlainMqtt), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_is_not_an_upgrade_is_refused() {
+        let (server_io, mut client_io) = duplex(1024);
+        client_io
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let err = accept(server_io, &opts()).await.unwrap_err();
+        assert!(matches!(err, WsError::Handshake(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn raw_upgrade_with_the_rfc_6455_sample_key() {
+        // Raw bytes, not produced by a WebSocket library: the sample handshake of RFC 6455
+        // section 1.3, then a masked binary frame.
+        let (server_io, mut client_io) = duplex(64 * 1024);
+        let req = b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+            Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+        client_io.write_all(req).await.unwrap();
+        let mut server = accept(server_io, &opts()).await.unwrap();
+        let mut resp = vec![0u8; 512];
+        let n = client_io.read(&mut resp).await.unwrap();
+        // Header names are case-insensitive; this library sends them in lower case.
+        let resp = String::from_utf8_lossy(&resp[..n]).to_ascii_lowercase();
+        assert!(resp.starts_with("http/1.1 101 "), "{resp}");
+        assert!(
+            resp.contains("\r\nsec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"),
+            "{resp}"
+        );
+        assert!(
+            resp.contains("\r\nsec-websocket-protocol: mqtt\r\n"),
+            "{resp}"
+        );
+        assert!(resp.ends_with("\r\n\r\n"), "{resp}");
+        let frame = [
+            0x82, // FIN, binary
+            0x82, // masked, payload length 2
+            0x01,
+            0x02,
+            0x03,
+            0x04, // masking key
+            0xC0 ^ 0x01,
+            0x02, // PINGREQ, masked
+        ];
+        client_io.write_all(&frame).await.unwrap();
+        let mut got = [0u8; 2];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, PINGREQ);
+        // PINGRESP goes back as an unmasked binary frame.
+        server.write_all(PINGRESP).await.unwrap();
+        let mut out = [0u8; 4];
+        client_io.read_exact(&mut out).await.unwrap();
+        assert_eq!(out, [0x82, 0x02, 0xD0, 0x00]);
+    }
+
+    #[tokio::test]
+    async fn an_unmasked_client_frame_is_a_protocol_error() {
+        let (mut server, client) = connected(&opts()).await;
+        let mut raw = client.into_inner();
+        raw.write_all(&[0x82, 0x02, 0xC0, 0x00]).await.unwrap();
+        let mut buf = [0u8; 2];
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert!(matches!(ws_error(&err), WsError::Protocol(_)), "{err:?}");
+        server.shutdown().await.unwrap();
+        let mut out = [0u8; 4];
+        raw.read_exact(&mut out).await.unwrap();
+        // Close frame, code 1002 (protocol error).
+        assert_eq!(out, [0x88, 0x10, 0x03, 0xEA]);
+    }
+
+    #[tokio::test]
+    async fn a_packet_split_over_several_messages_is_reassembled_mqtt_6_0_0_2() {
+        let (mut server, mut client) = connected(&opts()).await;
+        for part in [&CONNECT[..1], &CONNECT[1..5], &CONNECT[5..]] {
+            client
+                .send(Message::Binary(Bytes::copy_from_slice(part)))
+                .await
+                .unwrap();
+        }
+        let mut got = vec![0u8; CONNECT.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, CONNECT);
+    }
+
+    #[tokio::test]
+    async fn a_packet_split_over_continuation_frames_is_reassembled_mqtt_6_0_0_2() {
+        let (mut server, mut client) = connected(&opts()).await;
+        let frames = [
+            Frame::message(
+                Bytes::copy_from_slice(&CONNECT[..3]),
+                OpCode::Data(Data::Binary),
+                false,
+            ),
+            Frame::message(
+                Bytes::copy_from_slice(&CONNECT[3..9]),
+                OpCode::Data(Data::Continue),
+                false,
+            ),
+            Frame::message(
+                Bytes::copy_from_slice(&CONNECT[9..]),
+                OpCode::Data(Data::Continue),
+                true,
+            ),
+        ];
+        for f in frames {
+            client.send(Message::Frame(f)).await.unwrap();
+        }
+        let mut got = vec![0u8; CONNECT.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, CONNECT);
+    }
+
+    #[tokio::test]
+    async fn several_packets_in_one_message_are_all_read_mqtt_6_0_0_2() {
+        let (mut server, mut client) = connected(&opts()).await;
+        let batch = [SUBSCRIBE, PUBLISH, PINGREQ].concat();
+        client.send(Message::binary(batch.clone())).await.unwrap();
+        // Read in small pieces, as a framer asking for the rest of a packet would.
+        let mut got = Vec::new();
+        let mut piece = [0u8; 3];
+        while got.len() < batch.len() {
+            let n = server.read(&mut piece).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&piece[..n]);
+        }
+        assert_eq!(got, batch);
+    }
+
+    #[tokio::test]
+    async fn a_text_frame_closes_the_connection_mqtt_6_0_0_1() {
+        let (mut server, mut client) = connected(&opts()).await;
+        client.send(Message::text("hello")).await.unwrap();
+        let mut buf = [0u8; 16];
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(matches!(ws_error(&err), WsError::TextFrame), "{err:?}");
+        server.shutdown().await.unwrap();
+        expect_close(&mut client, CloseCode::Unsupported).await;
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_is_refused() {
+        let opts = WsOptions {
+            max_message_size: 64,
+            ..opts()
+        };
+        let (mut server, mut client) = connected(&opts).await;
+        client.send(Message::binary(vec![0x30; 64])).await.unwrap();
+        let mut buf = vec![0u8; 64];
+        server.read_exact(&mut buf).await.unwrap();
+        client.send(Message::binary(vec![0x30; 65])).await.unwrap();
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert!(
+            matches!(
+                ws_error(&err),
+                WsError::MessageTooLarge { size: 65, max: 64 }
+            ),
+            "{err:?}"
+        );
+        server.shutdown().await.unwrap();
+        expect_close(&mut client, CloseCode::Size).await;
+    }
+
+    #[tokio::test]
+    async fn an_oversized_fragmented_message_is_refused() {
+        let opts = WsOptions {
+            max_message_size: 64,
+            ..opts()
+        };
+        let (mut server, mut client) = connected(&opts).await;
+        for (op, fin) in [
+            (Data::Binary, false),
+            (Data::Continue, false),
+            (Data::Continue, true),
+        ] {
+            let f = Frame::message(vec![0u8; 30], OpCode::Data(op), fin);
+            client.send(Message::Frame(f)).await.unwrap();
+        }
+        let mut buf = [0u8; 8];
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert!(
+            matches!(ws_error(&err), WsError::MessageTooLarge { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_are_binary_messages_split_at_max_write_message() {
+        let opts = WsOptions {
+            max_write_message: 64,
+            ..opts()
+        };
+        let (mut server, mut client) = connected(&opts).await;
+        server.write_all(CONNACK).await.unwrap();
+        assert_eq!(next_data(&mut client).await, Message::binary(CONNACK));
+        let big: Vec<u8> = (0..150u8).collect();
+        server.write_all(&big).await.unwrap();
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        while got.len() < big.len() {
+            match next_data(&mut client).await {
+                Message::Binary(b) => {
+                    sizes.push(b.len());
+                    got.extend_from_slice(&b);
+                }
+                m => panic!("{m:?}"),
+            }
+        }
+        assert_eq!(sizes, [64, 64, 22]);
+        assert_eq!(got, big);
+    }
+
+    #[tokio::test]
+    async fn writes_arrive_without_flush() {
+        // conn::serve writes with write_all and never flushes. Use a pipe smaller than the
+        // message, so the socket takes it in several goes, pushed on by the reads.
+        let (server_io, client_io) = duplex(16);
+        let opts = opts();
+        let (server, client) = tokio::join!(
+            accept(server_io, &opts),
+            tokio_tungstenite::client_async(request(Some("mqtt")), client_io)
+        );
+        let (mut server, mut client) = (server.unwrap(), client.unwrap().0);
+        let data = vec![7u8; 1000];
+        server.write_all(&data).await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 1];
+            server.read(&mut buf).await.map(|n| buf[..n].to_vec())
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), next_data(&mut client))
+            .await
+            .expect("the message was never pushed on to the socket");
+        assert_eq!(got, Message::binary(data));
+        client.send(Message::binary(PINGREQ)).await.unwrap();
+        assert_eq!(reader.await.unwrap().unwrap(), [0xC0]);
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_while_reading() {
+        let (mut server, mut client) = connected(&opts()).await;
+        client
+            .send(Message::Ping(Bytes::from_static(b"p")))
+            .await
+            .unwrap();
+        client.send(Message::binary(PINGREQ)).await.unwrap();
+        let mut got = [0u8; 2];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, PINGREQ);
+        match client.next().await.unwrap().unwrap() {
+            Message::Pong(p) => assert_eq!(&p[..], b"p"),
+            m => panic!("expected a pong, got {m:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_frame_ends_the_stream_and_is_answered() {
+        let (mut server, mut client) = connected(&opts()).await;
+        client.send(Message::binary(PINGREQ)).await.unwrap();
+        client.close(None).await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, PINGREQ);
+        server.shutdown().await.unwrap();
+        assert!(matches!(next_data(&mut client).await, Message::Close(_)));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_an_end_of_stream() {
+        let (mut server, client) = connected(&opts()).await;
+        drop(client);
+        let mut buf = [0u8; 4];
+        assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_sends_a_normal_close() {
+        let (mut server, mut client) = connected(&opts()).await;
+        server.shutdown().await.unwrap();
+        expect_close(&mut client, CloseCode::Normal).await;
+        assert!(client.next().await.is_none());
+    }
+
+    #[test]
+    fn the_upgrade_and_the_stream_can_move_between_threads() {
+        fn is_send<T: Send>(_: &T) {}
+        let (io, _) = duplex(16);
+        let opts = opts();
+        is_send(&accept(io, &opts));
+        is_send(&crate::conn::serve::<WsStream<tokio::net::TcpStream>>);
+    }
+
+    #[tokio::test]
+    async fn mqtt_over_websockets_through_the_connection_driver() {
+        use crate::{ListenerSettings, Protocol, Server, ServerSettings};
+        use std::sync::Arc;
+
+        let server = Server::bind(ServerSettings::default()).await.unwrap();
+        let shared = server.shared();
+        let listener = Arc::new(ListenerSettings {
+            protocol: Protocol::WebSockets,
+            allow_anonymous: true,
+            ..ListenerSettings::default()
+        });
+        let (server_io, client_io) = duplex(64 * 1024);
+        let opts = WsOptions::new(shared.settings.core.max_packet_size);
+        let driver = tokio::spawn(async move {
+            let ws = accept(server_io, &opts).await.unwrap();
+            let peer = "127.0.0.1:1".parse().unwrap();
+            crate::conn::serve(shared, ws, peer, listener, None).await;
+        });
+        let (mut client, _) = tokio_tungstenite::client_async(request(Some("mqtt")), client_io)
+            .await
+            .unwrap();
+
+        // CONNECT split over two messages, then SUBSCRIBE, PUBLISH and PINGREQ in one.
+        client.send(Message::binary(&CONNECT[..6])).await.unwrap();
+        client.send(Message::binary(&CONNECT[6..])).await.unwrap();
+        let mut stream = Vec::new();
+        let want = [CONNACK, SUBACK, PUBLISH, PINGRESP].concat();
+        let mut sent_rest = false;
+        while stream.len() < want.len() {
+            match next_data(&mut client).await {
+                Message::Binary(b) => stream.extend_from_slice(&b),
+                m => panic!("{m:?}"),
+            }
+            if !sent_rest && stream.len() >= CONNACK.len() {
+                assert_eq!(&stream[..4], CONNACK);
+                let rest = [SUBSCRIBE, PUBLISH, PINGREQ].concat();
+                client.send(Message::binary(rest)).await.unwrap();
+                sent_rest = true;
+            }
+        }
+        // The broker answers PINGREQ at once and delivers the PUBLISH through the
+        // subscriber's mailbox, so either may come first.
+        let (head, tail) = stream.split_at(CONNACK.len() + SUBACK.len());
+        assert_eq!(head, [CONNACK, SUBACK].concat());
+        assert!(
+            tail == [PUBLISH, PINGRESP].concat() || tail == [PINGRESP, PUBLISH].concat(),
+            "{tail:x?}"
+        );
+
+        // DISCONNECT: the broker closes the WebSocket.
+        client
+            .send(Message::binary(&[0xE0, 0x00][..]))
+            .await
+            .unwrap();
+        assert!(matches!(next_data(&mut client).await, Message::Close(_)));
+        driver.await.unwrap();
+    }
+}
