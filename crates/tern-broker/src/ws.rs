@@ -51,6 +51,8 @@ const MAX_HEADERS_SIZE: usize = 64 * 1024;
 pub const DEFAULT_MAX_WRITE_MESSAGE: usize = 64 * 1024;
 /// Bytes read from the socket at a time once upgraded (the driver reads in 4 KiB too).
 const READ_CHUNK: usize = 4096;
+/// Characters of the client's subprotocol list kept in [`WsError::NoSubprotocol`].
+const OFFERED_LOG_CHARS: usize = 100;
 /// Room in the write buffer beyond one outgoing message, for a queued pong or close frame.
 const WRITE_SLACK: usize = 1024;
 
@@ -127,7 +129,7 @@ pub enum WsError {
         .offered.as_deref().map_or_else(|| "none".to_owned(), |o| format!("'{o}'"))
     )]
     NoSubprotocol {
-        /// The subprotocols the client offered, as sent.
+        /// The subprotocols the client offered, as sent (cut after 100 characters).
         offered: Option<String>,
     },
     /// The request head went past `websockets_headers_size`.
@@ -329,7 +331,15 @@ impl Callback for SubprotocolCheck<'_> {
             return Ok(resp);
         }
         let offered: Vec<&str> = tokens().filter(|t| !t.is_empty()).collect();
-        *self.refused = Some((!offered.is_empty()).then(|| offered.join(", ")));
+        *self.refused = Some((!offered.is_empty()).then(|| {
+            // Kept for the log line: bounded, whatever the client sent.
+            let mut text = offered.join(", ");
+            if let Some((cut, _)) = text.char_indices().nth(OFFERED_LOG_CHARS) {
+                text.truncate(cut);
+                text.push_str("...");
+            }
+            text
+        }));
         let mut err = ErrorResponse::new(Some(
             "MQTT over WebSockets requires the 'mqtt' subprotocol (Sec-WebSocket-Protocol: mqtt)\n"
                 .to_owned(),
@@ -724,6 +734,25 @@ mod tests {
             _ => panic!("{err:?}"),
         }
         assert!(err.to_string().contains("it offered 'wamp, MQTT'"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_long_list_of_other_subprotocols_is_cut_in_the_error() {
+        let long = vec!["x"; 200].join(", ");
+        let opts = WsOptions {
+            headers_size: 4096,
+            ..opts()
+        };
+        let (server, _) = upgrade(&opts, request(Some(&long))).await;
+        match server.unwrap_err() {
+            WsError::NoSubprotocol {
+                offered: Some(text),
+            } => {
+                assert_eq!(text.len(), 103);
+                assert!(text.ends_with("..."));
+            }
+            e => panic!("{e:?}"),
+        }
     }
 
     #[tokio::test]
