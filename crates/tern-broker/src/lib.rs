@@ -9,6 +9,7 @@ pub mod encode;
 pub mod security;
 pub mod settings;
 pub mod tls;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -96,6 +97,8 @@ pub struct ServerSettings {
     /// `tls_handshake_rate` (tern): new TLS handshakes started per second, so a reconnect
     /// storm cannot starve message delivery.
     pub tls_handshake_rate: u32,
+    /// `websockets_headers_size`: the largest WebSocket upgrade request accepted.
+    pub websockets_headers_size: usize,
 }
 
 impl Default for ServerSettings {
@@ -107,6 +110,7 @@ impl Default for ServerSettings {
             connect_timeout: Duration::from_secs(10),
             max_connections_per_address: 100_000,
             tls_handshake_rate: 200,
+            websockets_headers_size: 1024,
         }
     }
 }
@@ -415,7 +419,33 @@ async fn serve_tcp(
     peer: SocketAddr,
     settings: Arc<ListenerSettings>,
 ) {
-    conn::serve(shared, stream, peer, settings, None).await;
+    serve_stream(shared, stream, peer, settings, None).await;
+}
+
+/// Serves MQTT, or MQTT over WebSockets, on an established (plain or TLS) stream.
+async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    settings: Arc<ListenerSettings>,
+    username: Option<String>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    match settings.protocol {
+        Protocol::Mqtt => conn::serve(shared, stream, peer, settings, username).await,
+        Protocol::WebSockets => {
+            let opts = ws::WsOptions {
+                handshake_timeout: shared.settings.connect_timeout,
+                headers_size: shared.settings.websockets_headers_size,
+                ..ws::WsOptions::new(shared.settings.core.max_packet_size)
+            };
+            match ws::accept(stream, &opts).await {
+                Ok(ws) => conn::serve(shared, ws, peer, settings, username).await,
+                Err(e) => info!(%peer, "closed: {e}"),
+            }
+        }
+    }
 }
 
 /// Waits for a token of the TLS handshake budget (`tls_handshake_rate` per second).
@@ -482,7 +512,7 @@ async fn serve_tls(
             return;
         }
     }
-    conn::serve(shared, stream, peer, settings, username).await;
+    serve_stream(shared, stream, peer, settings, username).await;
 }
 
 /// Reloads TLS files that changed on disk (checked every two seconds). A bad new file keeps

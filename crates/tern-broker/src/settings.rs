@@ -205,12 +205,7 @@ pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
         check_supported(l, sec)?;
         let protocol = match l.protocol {
             ConfProtocol::Mqtt => Protocol::Mqtt,
-            ConfProtocol::Websockets => {
-                return Err(unsupported(
-                    l,
-                    "websockets listeners are not supported yet; use protocol mqtt",
-                ));
-            }
+            ConfProtocol::Websockets => Protocol::WebSockets,
         };
         let mut settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
         settings.tls = tls_for(l, &mut warnings)?;
@@ -228,6 +223,7 @@ pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
         connect_timeout: c.connect_timeout.max(Duration::from_millis(100)),
         max_connections_per_address: c.max_connections_per_address as usize,
         tls_handshake_rate: c.tls_handshake_rate,
+        websockets_headers_size: usize::from(c.websockets_headers_size),
     };
     Ok(Built { settings, warnings })
 }
