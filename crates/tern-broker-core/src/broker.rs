@@ -146,6 +146,7 @@ pub struct Broker {
     /// Store operations not yet taken by the driver (persistence on).
     ops: Vec<StoreOp>,
     loader: Option<Arc<dyn QueueLoader>>,
+    load: crate::stats::LoadAverages<9>,
 }
 
 impl Broker {
@@ -173,6 +174,7 @@ impl Broker {
             targets: Vec::new(),
             ops: Vec::new(),
             loader: None,
+            load: crate::stats::LoadAverages::default(),
         }
     }
 
@@ -370,6 +372,22 @@ impl Broker {
         let receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
         let client_max_packet_size = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
         if let Some(w) = &c.will {
+            if w.qos > req.limits.max_qos {
+                // [MQTT-3.2.2-12] a will QoS above the server's maximum is refused (0x9B).
+                return refuse(
+                    out,
+                    ReasonCode::QosNotSupported,
+                    "the will's QoS is above the server's maximum QoS",
+                );
+            }
+            if w.retain && !self.cfg.retain_available {
+                // [MQTT-3.2.2-13] a retained will without retain support is refused (0x9A).
+                return refuse(
+                    out,
+                    ReasonCode::RetainNotSupported,
+                    "retained messages are not available on this server",
+                );
+            }
             // Mosquitto 2 checks the will against the ACL at CONNECT: refuse rather than
             // silently drop it later.
             let who = Identity {
@@ -431,8 +449,9 @@ impl Broker {
             info.maximum_packet_size = Some(self.cfg.max_packet_size);
             info.topic_alias_maximum = Some(req.limits.max_topic_alias).filter(|&m| m > 0);
             info.retain_available = (!self.cfg.retain_available).then_some(0);
+            // [MQTT-3.2.2-9] announce the listener's maximum QoS when it is below 2.
             info.maximum_qos =
-                (self.cfg.max_qos != QoS::ExactlyOnce).then_some(self.cfg.max_qos.as_u8());
+                (req.limits.max_qos != QoS::ExactlyOnce).then_some(req.limits.max_qos.as_u8());
             if c.properties.request_response_information == Some(1) {
                 info.response_information = Some(format!("tern/response/{client_id}"));
             }
@@ -569,6 +588,7 @@ impl Broker {
         out: &mut Vec<Out>,
     ) -> Result<(), Close> {
         self.stats.publish_received += 1;
+        self.stats.publish_bytes_received += p.payload.len() as u64;
         let max_qos = self.sessions[key]
             .conn
             .as_ref()
@@ -1209,68 +1229,82 @@ impl Broker {
         let st = self.stats.clone();
         let connected = self.conns.len() as u64;
         let total = self.sessions.len() as u64;
-        let values: [(&str, String); 19] = [
-            ("$SYS/broker/version", self.cfg.version.clone()),
+        let disconnected = total - connected.min(total);
+        let stored = self.queued_messages() + self.inflight_messages() + self.retained.len();
+        let mut values: Vec<(String, String)> = vec![
+            ("version".into(), self.cfg.version.clone()),
             (
-                "$SYS/broker/uptime",
+                "uptime".into(),
                 format!("{} seconds", now.secs_since(self.started)),
             ),
-            ("$SYS/broker/clients/connected", connected.to_string()),
+            ("clients/connected".into(), connected.to_string()),
+            ("clients/active".into(), connected.to_string()),
+            ("clients/disconnected".into(), disconnected.to_string()),
+            ("clients/inactive".into(), disconnected.to_string()),
+            ("clients/total".into(), total.to_string()),
+            ("clients/maximum".into(), st.clients_maximum.to_string()),
+            ("clients/expired".into(), st.clients_expired.to_string()),
+            ("messages/received".into(), st.messages_received.to_string()),
+            ("messages/sent".into(), st.messages_sent.to_string()),
+            ("messages/stored".into(), stored.to_string()),
             (
-                "$SYS/broker/clients/disconnected",
-                (total - connected.min(total)).to_string(),
-            ),
-            ("$SYS/broker/clients/total", total.to_string()),
-            (
-                "$SYS/broker/clients/maximum",
-                st.clients_maximum.to_string(),
-            ),
-            (
-                "$SYS/broker/clients/expired",
-                st.clients_expired.to_string(),
-            ),
-            (
-                "$SYS/broker/messages/received",
-                st.messages_received.to_string(),
-            ),
-            ("$SYS/broker/messages/sent", st.messages_sent.to_string()),
-            (
-                "$SYS/broker/publish/messages/received",
-                st.publish_received.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/messages/sent",
-                st.publish_sent.to_string(),
-            ),
-            (
-                "$SYS/broker/publish/messages/dropped",
-                st.publish_dropped.to_string(),
-            ),
-            ("$SYS/broker/bytes/received", st.bytes_received.to_string()),
-            ("$SYS/broker/bytes/sent", st.bytes_sent.to_string()),
-            (
-                "$SYS/broker/retained messages/count",
-                self.retained.len().to_string(),
-            ),
-            (
-                "$SYS/broker/subscriptions/count",
-                self.subs.len().to_string(),
-            ),
-            (
-                "$SYS/broker/store/messages/count",
-                self.queued_messages().to_string(),
-            ),
-            (
-                "$SYS/broker/store/messages/bytes",
-                self.total_queued_bytes.to_string(),
-            ),
-            (
-                "$SYS/broker/messages/inflight",
+                "messages/inflight".into(),
                 self.inflight_messages().to_string(),
             ),
+            (
+                "publish/messages/received".into(),
+                st.publish_received.to_string(),
+            ),
+            ("publish/messages/sent".into(), st.publish_sent.to_string()),
+            (
+                "publish/messages/dropped".into(),
+                st.publish_dropped.to_string(),
+            ),
+            (
+                "publish/bytes/received".into(),
+                st.publish_bytes_received.to_string(),
+            ),
+            (
+                "publish/bytes/sent".into(),
+                st.publish_bytes_sent.to_string(),
+            ),
+            ("bytes/received".into(), st.bytes_received.to_string()),
+            ("bytes/sent".into(), st.bytes_sent.to_string()),
+            (
+                "retained messages/count".into(),
+                self.retained.len().to_string(),
+            ),
+            ("subscriptions/count".into(), self.subs.len().to_string()),
+            (
+                "shared_subscriptions/count".into(),
+                self.subs.shared_len().to_string(),
+            ),
+            ("store/messages/count".into(), stored.to_string()),
+            (
+                "store/messages/bytes".into(),
+                (self.total_queued_bytes + self.retained.bytes()).to_string(),
+            ),
         ];
+        let counters = [
+            ("bytes/received", st.bytes_received),
+            ("bytes/sent", st.bytes_sent),
+            ("connections", st.connections_total),
+            ("messages/received", st.messages_received),
+            ("messages/sent", st.messages_sent),
+            ("publish/dropped", st.publish_dropped),
+            ("publish/received", st.publish_received),
+            ("publish/sent", st.publish_sent),
+            ("sockets", st.connections_total),
+        ];
+        let loads = self.load.update(now, &counters.map(|(_, v)| v));
+        for ((name, _), avgs) in counters.iter().zip(loads) {
+            for (window, v) in ["1min", "5min", "15min"].iter().zip(avgs) {
+                values.push((format!("load/{name}/{window}"), format!("{v:.2}")));
+            }
+        }
         for (t, v) in values {
-            let msg = Arc::new(Message::simple(t, v.as_bytes(), QoS::AtMostOnce, true));
+            let topic = format!("$SYS/broker/{t}");
+            let msg = Arc::new(Message::simple(&topic, v.as_bytes(), QoS::AtMostOnce, true));
             self.retained.set(msg.clone());
             self.route(now, &msg);
         }
@@ -1514,6 +1548,7 @@ impl Broker {
                 Some(pid)
             };
             self.stats.publish_sent += 1;
+            self.stats.publish_bytes_sent += q.msg.payload.len() as u64;
             out.push(Out::Publish(Delivery {
                 pid,
                 msg: q.msg,

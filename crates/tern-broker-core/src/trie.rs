@@ -69,6 +69,11 @@ impl SubscriptionTree {
         self.count == 0
     }
 
+    /// Members of shared subscription groups.
+    pub fn shared_len(&self) -> usize {
+        self.groups.iter().map(|(_, g)| g.members.len()).sum()
+    }
+
     /// Adds or replaces [MQTT-3.8.4-3] `session`'s subscription to `filter` (which may be a
     /// `$share/group/...` filter). Returns true when it replaced an existing one.
     pub fn subscribe(&mut self, filter: &str, sub: Sub) -> bool {

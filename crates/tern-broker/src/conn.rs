@@ -61,6 +61,24 @@ struct State {
 /// `use_identity_as_username` / `use_subject_as_username` applies.
 pub async fn serve<S>(
     shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    listener: Arc<ListenerSettings>,
+    peer_username: Option<String>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tracing::Instrument;
+    // `.instrument`, not `span.enter()`: an entered span held across `.await` leaks into
+    // whatever else runs on the worker thread.
+    let span = tracing::info_span!("conn", %peer, client_id = tracing::field::Empty);
+    serve_in_span(shared, stream, peer, listener, peer_username)
+        .instrument(span)
+        .await;
+}
+
+async fn serve_in_span<S>(
+    shared: Arc<Shared>,
     mut stream: S,
     peer: SocketAddr,
     listener: Arc<ListenerSettings>,
@@ -68,8 +86,6 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let span = tracing::info_span!("conn", %peer, client_id = tracing::field::Empty);
-    let _enter = span.enter();
     let mut st = State {
         conn: None,
         client_id: None,

@@ -51,11 +51,10 @@ impl<'a> Disconnect<'a> {
         if !v.is_v5() {
             return Ok(());
         }
-        let props = !self.properties.is_empty();
-        if self.reason != ReasonCode::Success || props {
+        // With a reason, the property length is always written (`e0 02 8e 00`, not
+        // `e0 01 8e`): both are valid (3.14.2.2.1), and some clients only decode the former.
+        if self.reason != ReasonCode::Success || !self.properties.is_empty() {
             s.put_u8(self.reason.as_u8())?;
-        }
-        if props {
             self.properties.encode(s)?;
         }
         Ok(())
