@@ -1,6 +1,7 @@
 //! The `tern` binary. Maps arguments to library calls and prints; no protocol or broker logic.
 use clap::Parser;
 
+mod bench;
 mod broker;
 mod daemon;
 mod doctor;
@@ -20,6 +21,8 @@ enum Cli {
     Doctor(doctor::DoctorArgs),
     /// Manage a Mosquitto-compatible password file (like mosquitto_passwd).
     Passwd(passwd::PasswdArgs),
+    /// Generate MQTT load against a broker on this machine and measure it.
+    Bench(bench::BenchArgs),
     /// Print the version.
     Version,
 }
@@ -30,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Cli::Pki(a) => pki::run(a).map(|()| 0),
         Cli::Doctor(a) => doctor::run(a),
         Cli::Passwd(a) => passwd::run(a),
+        Cli::Bench(a) => bench::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

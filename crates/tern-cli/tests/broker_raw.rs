@@ -13,7 +13,11 @@ fn connack_v311_and_v5() {
     assert_eq!(c.connect_v311("raw-1"), vec![0x20, 2, 0, 0]);
     let mut c5 = Raw::connect(b.port);
     let ack = c5.connect_v5("raw-2");
-    assert_eq!(&ack[..4], &[0x20, ack[1], 0, 0], "5.0 CONNACK success: {ack:?}");
+    assert_eq!(
+        &ack[..4],
+        &[0x20, ack[1], 0, 0],
+        "5.0 CONNACK success: {ack:?}"
+    );
 }
 
 #[test]
@@ -43,14 +47,29 @@ fn malformed_packet_disconnects_only_the_offender() {
     assert_eq!(good.recv(), Some(vec![0x90, 3, 0, 1, 0]));
     let cases: &[(&str, &[u8])] = &[
         ("QoS 3 PUBLISH [MQTT-3.3.1-4]", &[0x36, 5, 0, 1, b't', 0, 1]),
-        ("wildcard in topic name [MQTT-3.3.2-2]", &[0x30, 3, 0, 1, b'#']),
+        (
+            "wildcard in topic name [MQTT-3.3.2-2]",
+            &[0x30, 3, 0, 1, b'#'],
+        ),
         ("reserved flags on PINGREQ [MQTT-2.1.3-1]", &[0xC1, 0]),
-        ("invalid UTF-8 topic [MQTT-1.5.4-1]", &[0x30, 4, 0, 2, 0xC3, 0x28]),
-        ("remaining length longer than 4 bytes", &[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+        (
+            "invalid UTF-8 topic [MQTT-1.5.4-1]",
+            &[0x30, 4, 0, 2, 0xC3, 0x28],
+        ),
+        (
+            "remaining length longer than 4 bytes",
+            &[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+        ),
         ("SUBSCRIBE without filters [MQTT-3.8.3-3]", &[0x82, 2, 0, 1]),
         ("packet id 0 [MQTT-2.2.1-3]", &[0x32, 5, 0, 1, b't', 0, 0]),
-        ("second CONNECT [MQTT-3.1.0-2]", &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0]),
-        ("bad topic filter [MQTT-4.7.1-2]", &[0x82, 7, 0, 1, 0, 2, b'#', b'a', 0]),
+        (
+            "second CONNECT [MQTT-3.1.0-2]",
+            &[0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0],
+        ),
+        (
+            "bad topic filter [MQTT-4.7.1-2]",
+            &[0x82, 7, 0, 1, 0, 2, b'#', b'a', 0],
+        ),
         ("a packet type only servers send", &[0x90, 3, 0, 1, 0]),
     ];
     for (name, bytes) in cases {
@@ -62,7 +81,11 @@ fn malformed_packet_disconnects_only_the_offender() {
         let mut pubr = Raw::connect(b.port);
         pubr.connect_v311("pub");
         pubr.send(&[0x30, 4, 0, 1, b't', b'x']);
-        assert_eq!(good.recv(), Some(vec![0x30, 4, 0, 1, b't', b'x']), "after {name}");
+        assert_eq!(
+            good.recv(),
+            Some(vec![0x30, 4, 0, 1, b't', b'x']),
+            "after {name}"
+        );
     }
 }
 
@@ -71,19 +94,45 @@ fn v5_malformed_gets_disconnect_with_reason() {
     let b = Broker::start();
     let cases: &[(&str, &[u8], u8)] = &[
         ("wildcard topic -> 0x90", &[0x30, 4, 0, 1, b'+', 0], 0x90),
-        ("duplicate property -> 0x82", &[0x30, 14, 0, 1, b't', 10, 0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 1], 0x82),
-        ("property not allowed -> 0x81", &[0x30, 7, 0, 1, b't', 2, 0x11, 0, 0], 0x81),
-        ("topic alias 0 -> 0x82", &[0x30, 7, 0, 1, b't', 3, 0x23, 0, 0], 0x82),
-        ("topic alias above maximum -> 0x94", &[0x30, 7, 0, 1, b't', 3, 0x23, 0, 99], 0x94),
-        ("empty topic, unknown alias -> 0x82", &[0x30, 6, 0, 0, 3, 0x23, 0, 1], 0x82),
-        ("subscription identifier from a client -> 0x82", &[0x30, 6, 0, 1, b't', 2, 0x0B, 1], 0x82),
+        (
+            "duplicate property -> 0x82",
+            &[0x30, 14, 0, 1, b't', 10, 0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 1],
+            0x82,
+        ),
+        (
+            "property not allowed -> 0x81",
+            &[0x30, 7, 0, 1, b't', 2, 0x11, 0, 0],
+            0x81,
+        ),
+        (
+            "topic alias 0 -> 0x82",
+            &[0x30, 7, 0, 1, b't', 3, 0x23, 0, 0],
+            0x82,
+        ),
+        (
+            "topic alias above maximum -> 0x94",
+            &[0x30, 7, 0, 1, b't', 3, 0x23, 0, 99],
+            0x94,
+        ),
+        (
+            "empty topic, unknown alias -> 0x82",
+            &[0x30, 6, 0, 0, 3, 0x23, 0, 1],
+            0x82,
+        ),
+        (
+            "subscription identifier from a client -> 0x82",
+            &[0x30, 6, 0, 1, b't', 2, 0x0B, 1],
+            0x82,
+        ),
         ("QoS 3 -> 0x81", &[0x36, 6, 0, 1, b't', 0, 1, 0], 0x81),
     ];
     for (name, bytes, reason) in cases {
         let mut c = Raw::connect(b.port);
         c.connect_v5("v5bad");
         c.send(bytes);
-        let d = c.recv().unwrap_or_else(|| panic!("{name}: expected DISCONNECT"));
+        let d = c
+            .recv()
+            .unwrap_or_else(|| panic!("{name}: expected DISCONNECT"));
         assert_eq!(d[0], 0xE0, "{name}: {d:?}");
         assert_eq!(d[2], *reason, "{name}: {d:?}");
         assert!(c.closed(), "{name}");
@@ -92,7 +141,8 @@ fn v5_malformed_gets_disconnect_with_reason() {
 
 #[test]
 fn oversized_packet_refused_before_buffering() {
-    let b = Broker::with_config("listener 0 127.0.0.1\nallow_anonymous true\nmax_packet_size 1000\n");
+    let b =
+        Broker::with_config("listener 0 127.0.0.1\nallow_anonymous true\nmax_packet_size 1000\n");
     let mut c = Raw::connect(b.port);
     c.connect_v5("big");
     // Declares 100,000 bytes; only the header is sent. 0x95 packet too large.

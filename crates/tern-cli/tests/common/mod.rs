@@ -72,13 +72,20 @@ impl Broker {
                 Err(_) => {
                     let _ = child.kill();
                     let log = std::fs::read_to_string(&log).unwrap_or_default();
-                    panic!("tern broker did not report a listener within 15 s.\nstdout: {seen:?}\nlog:\n{log}");
+                    panic!(
+                        "tern broker did not report a listener within 15 s.\nstdout: {seen:?}\nlog:\n{log}"
+                    );
                 }
             }
         };
         // Keep draining stdout so the broker never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        Broker { child, port, dir, log }
+        Broker {
+            child,
+            port,
+            dir,
+            log,
+        }
     }
 
     /// The broker's log so far.
@@ -100,7 +107,12 @@ impl Broker {
 
     /// Sends a signal (by name, e.g. "TERM", "HUP") with the `kill` command.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -{sig} failed");
     }
 
@@ -136,7 +148,10 @@ impl Drop for Broker {
 /// "tern: listening on 127.0.0.1:PORT (...)" -> PORT (IPv4 listeners only).
 fn parse_port(line: &str) -> Option<u16> {
     let rest = line.strip_prefix("tern: listening on 127.0.0.1:")?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Runs a command with a time limit; returns (exit code, stdout, stderr).
@@ -149,7 +164,11 @@ pub fn run(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, String) 
         if child.try_wait().unwrap().is_some() || Instant::now() > end {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            return (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+            return (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
