@@ -96,9 +96,10 @@ pub struct BenchArgs {
     pub rate: f64,
     /// Messages per publisher in flight end to end (sent, not yet received by every
     /// subscriber); at QoS 1/2 also the MQTT inflight limit (lowered to the broker's Receive
-    /// Maximum).
-    #[arg(short = 'w', long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=65_535))]
-    pub window: u32,
+    /// Maximum). Default 1000, and for fan-in 1000 / -c, so that the one subscriber's broker
+    /// queue (max_queued_messages, 1000 in mosquitto and tern) never overflows.
+    #[arg(short = 'w', long, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    pub window: Option<u32>,
     /// Longest wait in seconds for messages still on their way after publishing stops.
     #[arg(long, default_value_t = 5.0)]
     pub drain: f64,
@@ -349,6 +350,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    let window = args.window.unwrap_or(match args.scenario {
+        Scenario::FanIn => u32::try_from(1000 / count).unwrap_or(1).max(1),
+        _ => 1000,
+    });
     let duration = secs(
         args.duration
             .unwrap_or(if args.messages.is_some() { 300.0 } else { 10.0 }),
@@ -397,7 +402,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         qos: args.qos,
         tls: target.tls.is_some(),
         payload: args.payload,
-        window: args.window,
+        window,
         rate: args.rate,
         ..Report::default()
     };
@@ -435,7 +440,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                     duration,
                     messages: args.messages,
                     rate: args.rate,
-                    window: args.window,
+                    window,
                     drain,
                     prefix: format!("tern-bench/{run_id}"),
                 };
