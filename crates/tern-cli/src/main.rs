@@ -1,6 +1,7 @@
 //! The `tern` binary. Maps arguments to library calls and prints; no protocol or broker logic.
 use clap::Parser;
 
+mod bench;
 mod broker;
 mod conn_args;
 mod daemon;
@@ -31,6 +32,8 @@ enum Cli {
     Pub(pub_cmd::PubArgs),
     /// Subscribe and print messages (mosquitto_sub compatible flags).
     Sub(sub_cmd::SubArgs),
+    /// Generate MQTT load against a broker on this machine and measure it.
+    Bench(bench::BenchArgs),
     /// Print the version.
     Version,
 }
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Cli::Passwd(a) => passwd::run(a),
         Cli::Pub(a) => pub_cmd::run(a),
         Cli::Sub(a) => sub_cmd::run(a),
+        Cli::Bench(a) => bench::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
