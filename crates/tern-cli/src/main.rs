@@ -3,6 +3,7 @@ use clap::Parser;
 
 mod broker;
 mod daemon;
+mod device;
 mod doctor;
 mod logging;
 mod passwd;
@@ -23,6 +24,8 @@ enum Cli {
     Doctor(doctor::DoctorArgs),
     /// Manage a Mosquitto-compatible password file (like mosquitto_passwd).
     Passwd(passwd::PasswdArgs),
+    /// Device tools: generate an ESP8266/ESP32 Arduino sketch for MQTT over TLS.
+    Device(device::DeviceArgs),
     /// Print the version.
     Version,
 }
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Cli::Pki(a) => pki::run(a).map(|()| 0),
         Cli::Doctor(a) => doctor::run(a),
         Cli::Passwd(a) => passwd::run(a),
+        Cli::Device(a) => device::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
