@@ -964,6 +964,155 @@ fn esp8266_with_an_ecdsa_server_gets_the_rsa_advice() {
     assert!(p.stdout.contains("PubSubClient\" 2.8"));
 }
 
+// ---- Running the sketches -------------------------------------------------------------
+
+/// Compiles a project with the host fakes (tests/arduino-stubs/host) and the driver, runs
+/// it, and returns the driver's complaints, if any.
+fn run_on_host(
+    p: &Project,
+    board: Board,
+    setter: &str,
+    clock: bool,
+    verify: bool,
+) -> Result<(), String> {
+    let host = stubs().join("host");
+    let bin = p.path.join("sketch-test");
+    let define = match board {
+        Board::Esp8266 => "-DESP8266",
+        Board::Esp32 => "-DESP32",
+    };
+    let out = Command::new("g++")
+        .args(["-std=gnu++17", "-Wall", "-Wextra", "-Werror", define])
+        .arg(format!("-DTERN_SETTER=\"{setter}\""))
+        .arg(format!("-DTERN_CLOCK={}", u8::from(clock)))
+        .arg(format!("-DTERN_VERIFY={}", u8::from(verify)))
+        .arg("-I")
+        .arg(stubs().join(board.arg()))
+        .arg("-I")
+        .arg(stubs().join("common"))
+        .arg("-I")
+        .arg(&host)
+        .args(["-x", "c++"])
+        .arg(p.path.join(format!("{}.ino", p.name)))
+        .arg(host.join("fake_core.cpp"))
+        .arg(host.join("driver.cpp"))
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .expect("run g++ (apt-get install g++)");
+    if !out.status.success() {
+        return Err(format!(
+            "g++ could not build the host test:\n{}",
+            text(&out.stderr)
+        ));
+    }
+    let mut child = Command::new(&bin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(
+                "the sketch did not return from loop() within 20 s (a blocking loop?)".into(),
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() && text(&out.stdout).contains("all checks passed") {
+        Ok(())
+    } else {
+        Err(format!("{}{}", text(&out.stdout), text(&out.stderr)))
+    }
+}
+
+#[test]
+fn sketches_run_on_the_host_and_behave() {
+    require_gxx();
+    let cases = [
+        (
+            Board::Esp8266,
+            Pin::Ca,
+            ClientCert::None,
+            "setTrustAnchors",
+            true,
+            false,
+        ),
+        (
+            Board::Esp8266,
+            Pin::Fingerprint,
+            ClientCert::Rsa,
+            "setFingerprint",
+            false,
+            false,
+        ),
+        (
+            Board::Esp8266,
+            Pin::Spki,
+            ClientCert::Ec,
+            "setKnownKey",
+            false,
+            false,
+        ),
+        (
+            Board::Esp32,
+            Pin::Ca,
+            ClientCert::Rsa,
+            "setCACert",
+            true,
+            false,
+        ),
+        (
+            Board::Esp32,
+            Pin::Fingerprint,
+            ClientCert::Ec,
+            "setCACert",
+            true,
+            true,
+        ),
+    ];
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(board, pin, client, setter, clock, verify)| {
+                scope.spawn(move || {
+                    let name = format!("run_{}_{}", board.arg(), pin.arg());
+                    let mut args: Vec<String> = [
+                        "--board",
+                        board.arg(),
+                        "--host",
+                        "broker.example.com",
+                        "--ca",
+                        &fixture("ca.crt"),
+                        "--server-cert",
+                        &fixture("server.crt"),
+                        "--pin",
+                        pin.arg(),
+                    ]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect();
+                    args.extend(client_args(client));
+                    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let p = generate(&name, &argv);
+                    run_on_host(&p, board, setter, clock, verify)
+                        .err()
+                        .map(|e| format!("{name}:\n{e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 // ---- Snapshots ----------------------------------------------------------------------------
 
 /// Fixed inputs whose output is committed under tests/snapshots/sketch/CASE/.

@@ -334,6 +334,7 @@ void setup() {
   randomSeed(chipId ^ micros());
   Serial.printf("%s: commands on %s\n", clientId, commandTopic);
 
+  lastWifiLogAt = millis() - WIFI_LOG_INTERVAL_MS;  // the first "waiting" line comes at once
   WiFi.mode(WIFI_STA);
   WiFi.begin(WIFI_SSID, WIFI_PASSWORD);  // the core reconnects Wi-Fi by itself
 
@@ -352,6 +353,7 @@ void loop() {
   if (WiFi.status() != WL_CONNECTED) {
     if (wifiUp) {
       wifiUp = false;
+      lastWifiLogAt = now - WIFI_LOG_INTERVAL_MS;  // say it now
       Serial.println("Wi-Fi lost");
     }
     if (now - lastWifiLogAt >= WIFI_LOG_INTERVAL_MS) {
