@@ -861,7 +861,7 @@ pub fn render(p: &Plan) -> Result<Vec<OutFile>> {
         format!(
             "the CA certificate{certs_extra}{}",
             if p.client.is_some() {
-                "\n               (a private key: keep it out of version control)"
+                ".\n  It holds a private key: keep it out of version control (.gitignore lists it)"
             } else {
                 ""
             }

@@ -60,8 +60,8 @@ typedef WiFiClientSecure TlsClient;
 #define MIN_VALID_TIME 1795469436L
 #define CLOCK_WAIT_MS 30000UL
 
-#define RELAY_PIN 26  // relay driver input
-#define LED_PIN 2      // lit while the relay is on
+#define RELAY_PIN 26  // drives the relay
+#define LED_PIN 2  // lit while the relay is on
 #define LED_ON HIGH
 #define LED_OFF LOW
 

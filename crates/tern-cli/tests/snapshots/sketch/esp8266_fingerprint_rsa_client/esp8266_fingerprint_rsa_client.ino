@@ -45,8 +45,8 @@
 #define RECONNECT_MAX_MS 60000UL  // ...doubling up to this, plus up to 25% random jitter
 #define WIFI_LOG_INTERVAL_MS 10000UL
 
-#define RELAY_PIN 4  // relay driver input
-#define LED_PIN 5      // lit while the relay is on
+#define RELAY_PIN 4  // drives the relay
+#define LED_PIN 5  // lit while the relay is on
 #define LED_ON HIGH
 #define LED_OFF LOW
 
@@ -54,7 +54,8 @@
 // third of the ESP8266's free heap. A broker that supports the Maximum Fragment Length
 // extension (Mosquitto built with OpenSSL >= 1.1.1) lets both buffers be TLS_MFLN_SIZE.
 // Otherwise the receive buffer must hold a full 16 KB record, unless the broker caps its
-// records: tern with `tls_max_fragment_size 1024` on the listener allows 1024 here.
+// records: with tern's `tls_max_fragment_size 1024` on the listener, TLS_RX_FALLBACK
+// can be 1024 too.
 #define TLS_MFLN_SIZE 1024
 #define TLS_RX_FALLBACK 16384
 #define TLS_TX_FALLBACK 512
