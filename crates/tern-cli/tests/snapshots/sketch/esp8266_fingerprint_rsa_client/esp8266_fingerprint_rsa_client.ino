@@ -224,6 +224,7 @@ static bool connectTls() {
     net.setBufferSizes(TLS_RX_FALLBACK, TLS_TX_FALLBACK);
   }
   if (!net.connect(MQTT_HOST, MQTT_PORT)) {
+    mflnChecked = mflnSupported;  // "unsupported" may have meant "unreachable": ask again
     char reason[96];
     const int code = net.getLastSSLError(reason, sizeof(reason));
     Serial.printf("TLS connection to %s:%d failed: %s (BearSSL error %d)\n", MQTT_HOST,
