@@ -5,6 +5,7 @@ mod bench;
 mod broker;
 mod conn_args;
 mod daemon;
+mod device;
 mod doctor;
 mod logging;
 mod passwd;
@@ -34,6 +35,8 @@ enum Cli {
     Sub(sub_cmd::SubArgs),
     /// Generate MQTT load against a broker on this machine and measure it.
     Bench(bench::BenchArgs),
+    /// Device tools: generate an ESP8266/ESP32 Arduino sketch for MQTT over TLS.
+    Device(device::DeviceArgs),
     /// Print the version.
     Version,
 }
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Cli::Pub(a) => pub_cmd::run(a),
         Cli::Sub(a) => sub_cmd::run(a),
         Cli::Bench(a) => bench::run(a),
+        Cli::Device(a) => device::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

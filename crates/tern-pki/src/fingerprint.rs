@@ -100,6 +100,22 @@ impl Fingerprints {
     }
 }
 
+/// The certificate's public key as PEM (`-----BEGIN PUBLIC KEY-----`, the DER
+/// SubjectPublicKeyInfo, OpenSSL's `x509 -pubkey` output): what ESP8266
+/// `BearSSL::PublicKey` parses for `setKnownKey`. Its SHA-256 is
+/// [`Fingerprints::spki_sha256`].
+pub fn public_key_pem(cert: &CertificateDer<'_>) -> Result<String, PkiError> {
+    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| {
+        PkiError::BadCertificate {
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(crate::keys::to_pem(
+        "PUBLIC KEY",
+        x509.tbs_certificate.subject_pki.raw,
+    ))
+}
+
 /// `61:5B:5A:...`, upper-case as OpenSSL prints it.
 pub fn colon_hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 3);
@@ -146,6 +162,16 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_key_pem_is_the_spki_behind_the_pin() {
+        let ca = crate::issue::ca(&crate::issue::CaOptions::default()).unwrap();
+        let pem_text = public_key_pem(&ca.cert_der).unwrap();
+        assert!(pem_text.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        let block = pem::parse(&pem_text).unwrap();
+        let digest: [u8; 32] = sha2::Sha256::digest(block.contents()).into();
+        assert_eq!(digest, Fingerprints::of(&ca.cert_der).unwrap().spki_sha256);
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -34,7 +34,9 @@ mod store;
 
 pub use crl::{CRL_DAYS, CrlInfo, Revocation, make_crl, revoke, write_crl};
 pub use error::PkiError;
-pub use fingerprint::{FingerprintFormat, FingerprintKind, Fingerprints, colon_hex};
+pub use fingerprint::{
+    FingerprintFormat, FingerprintKind, Fingerprints, colon_hex, public_key_pem,
+};
 pub use header::device_header;
 pub use inspect::{
     CertSummary, EXPIRY_WARNING_DAYS, Inspection, inspect, key_matches, reissue_command,

@@ -1,0 +1,4 @@
+#pragma once
+#warning WiFiClientSecure has been deprecated, please use NetworkClientSecure instead.
+#include "NetworkClientSecure.h"
+#define WiFiClientSecure NetworkClientSecure
