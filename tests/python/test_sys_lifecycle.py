@@ -195,3 +195,18 @@ def test_config_error_stops_startup_with_file_and_line(make_broker, conf, line, 
     assert f"{b.conf_path}:{line}" in err, err
     assert words in err, err
     assert not [l for l in b.stdout_lines if l.startswith("tern: listening")]
+
+
+def test_log_lines_carry_only_their_own_connection_span(broker):
+    """The broker log names one connection per line: ARCHITECTURE.md convention 7 ("one span
+    per connection with client id and peer address"). Four paho clients connect and leave;
+    every ``conn{...}`` log line must carry exactly one span, and it must be the client the
+    line is about."""
+    clients = [broker.connect(f"span-{i}", V311) for i in range(4)]
+    for c in clients:
+        c.disconnect()
+    broker.wait_log('client disconnected client_id="span-3"')
+    lines = [l for l in broker.log().splitlines() if "conn{" in l]
+    assert lines
+    nested = [l for l in lines if l.count("conn{") > 1]
+    assert not nested, f"{len(nested)} of {len(lines)} lines carry other connections' spans, e.g.\n{nested[-1]}"
