@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from helpers import ANON, V311, V5, Broker, version_name
+from helpers import ANON, CHILDREN, V311, V5, Broker, Mosquitto, version_name
 
 
 @pytest.fixture
@@ -36,6 +36,17 @@ def broker(make_broker: Callable[..., Broker]) -> Broker:
     return make_broker(ANON)
 
 
+@pytest.fixture(autouse=True)
+def _reap_children() -> Iterator[None]:
+    """Kills will-client child processes a failed test left running."""
+    yield
+    while CHILDREN:
+        p = CHILDREN.pop()
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
 @pytest.fixture(params=[V311, V5], ids=version_name)
 def version(request: pytest.FixtureRequest) -> int:
     """Runs a test once with MQTT 3.1.1 and once with MQTT 5.0."""
@@ -43,10 +54,8 @@ def version(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., "Mosquitto"]]:
+def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     """A factory for Debian's real mosquitto with a configuration text (differential tests)."""
-    from helpers import Mosquitto
-
     started: list[Mosquitto] = []
 
     def start(conf: str = ANON) -> Mosquitto:

@@ -508,6 +508,10 @@ c.loop_forever()
 """
 
 
+CHILDREN: list[subprocess.Popen] = []
+"""Child processes started by :class:`WillChild`; the conftest kills any left after a test."""
+
+
 class WillChild:
     """A paho client in a child process with a will, to be killed with SIGKILL: the broker
     sees the network connection end without DISCONNECT, as after a crash."""
@@ -522,6 +526,7 @@ class WillChild:
                           "will_props": will_props, "expiry": expiry})
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, arg],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        CHILDREN.append(self.proc)
         line: list[str] = []
         t = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
         t.start()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from paho.mqtt.packettypes import PacketTypes
 
 from helpers import ANON, V311, V5, Raw, connect_bytes, connect_persistent, props, stays_false
@@ -73,7 +72,7 @@ def test_v5_empty_client_id_gets_assigned_identifier_with_auto_id_prefix_mqtt_3_
 
 def test_empty_client_id_refused_when_zero_length_not_allowed(make_broker, version):
     """``allow_zero_length_clientid false``: an empty id is refused with 3.1.1 return code 2
-    / 5.0 reason 0x85 and the connection is closed ([MQTT-3.1.3-8], 5.0 [MQTT-3.1.3-8])."""
+    / 5.0 reason 0x85 and the connection is closed ([MQTT-3.1.3-9], 5.0 [MQTT-3.1.3-8])."""
     b = make_broker(ANON + "allow_zero_length_clientid false\n")
     if version == V5:
         c = b.client("", version)
@@ -90,7 +89,7 @@ def test_empty_client_id_refused_when_zero_length_not_allowed(make_broker, versi
 
 def test_anonymous_refused_rc5_or_0x87(make_broker, version):
     """``allow_anonymous false`` without credentials: 3.1.1 return code 5 (not authorized) /
-    5.0 reason 0x87, then the connection is closed [MQTT-3.2.2-6] (5.0 [MQTT-3.2.2-7])."""
+    5.0 reason 0x87, then the connection is closed [MQTT-3.2.2-5] (5.0 [MQTT-3.2.2-7])."""
     b = make_broker("listener {port} 127.0.0.1\nallow_anonymous false\n")
     c = b.client("anon", version)
     ack = c.connect(expect=None)

@@ -7,9 +7,6 @@ test_qos_retained.py and test_keepalive_will.py.)
 
 from __future__ import annotations
 
-import socket
-import time
-
 import pytest
 
 from helpers import (

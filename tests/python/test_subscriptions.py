@@ -23,9 +23,10 @@ from helpers import ANON, V311, V5, wait_for
         ("sport/+/player1", ["sport/tennis/player1"]),
     ],
 )
-def test_wildcards_mqtt_4_7_1_2_and_4_7_1_3(broker, version, filt, want):
-    """``#`` matches the parent and any number of levels [MQTT-4.7.1-2]; ``+`` matches
-    exactly one level, including an empty one [MQTT-4.7.1-3] (spec examples, 4.7.1)."""
+def test_wildcards_section_4_7_1(broker, version, filt, want):
+    """``#`` matches the parent and any number of levels, ``+`` exactly one level, including
+    an empty one: the examples of sections 4.7.1.2 and 4.7.1.3 (the filters follow the
+    placement rules [MQTT-4.7.1-2] and [MQTT-4.7.1-3])."""
     topics = ["sport", "sport/tennis", "sport/tennis/player1", "sport/tennis/player2",
               "sport/tennis/player1/ranking", "/finance"]
     sub = broker.connect("wild", version)

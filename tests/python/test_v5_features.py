@@ -39,10 +39,10 @@ def test_topic_alias_maximum_configured(make_broker):
     assert d.from_server and d.reason == 0x94, d
 
 
-def test_topic_alias_to_client_mqtt_3_3_2_10(broker):
+def test_topic_alias_to_client_mqtt_3_3_2_11(broker):
     """A client announcing Topic Alias Maximum 2 may get aliased PUBLISH packets; every
-    alias is within 1..2 [MQTT-3.3.2-10] and resolving them gives the original topics. A
-    client that announces none gets no alias [MQTT-3.3.2-11]."""
+    alias is within 1..2 [MQTT-3.3.2-11] [MQTT-3.1.2-26] and resolving them gives the original
+    topics. A client that announces none gets no alias [MQTT-3.1.2-27]."""
     aliased = broker.client("alias-rx", V5)
     aliased.connect(properties=props(PacketTypes.CONNECT, TopicAliasMaximum=2))
     aliased.subscribe("ta/#", 1)

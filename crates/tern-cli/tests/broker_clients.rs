@@ -26,7 +26,8 @@ fn anon(extra: &str) -> Broker {
 // ----- CONNACK codes, authentication ----------------------------------------------------
 
 /// mosquitto_sub exits with the CONNACK code on refusal: 5 (3.1.1 not authorized) and 135
-/// (5.0 0x87) for an anonymous client when `allow_anonymous false` [MQTT-3.2.2-6].
+/// (5.0 0x87) for an anonymous client when `allow_anonymous false`, and the connection is
+/// closed [MQTT-3.2.2-5] (5.0 [MQTT-3.2.2-7]).
 #[test]
 fn connack_refused_anonymous_mosquitto_sub_exit_5_and_135() {
     let b = Broker::with_config("listener {port} 127.0.0.1\nallow_anonymous false\n");
@@ -491,7 +492,7 @@ fn v5_will_delay_and_properties_mosquitto_sub() {
 
 // ----- subscriptions ------------------------------------------------------------------------
 
-/// `+` and `#` [MQTT-4.7.1-2] [MQTT-4.7.1-3]; `#` and `+/...` do not match `$SYS` topics
+/// `+` and `#` (section 4.7.1 examples); `#` and `+/...` do not match `$SYS` topics
 /// [MQTT-4.7.2-1] while `$SYS/...` filters do (sys_interval 1).
 #[test]
 fn wildcards_and_dollar_topics_mosquitto_sub() {
@@ -984,7 +985,7 @@ fn v5_message_expiry_counted_down_mosquitto() {
 
 /// Topic aliases both ways with rumqttc: a publisher sets alias 1 and then sends an empty
 /// topic with it [MQTT-3.3.2-12]; a subscriber announcing Topic Alias Maximum 2 receives every
-/// message on its real topic, with aliases within 1..2 [MQTT-3.3.2-10]; CONNACK announces
+/// message on its real topic, with aliases within 1..2 [MQTT-3.3.2-11]; CONNACK announces
 /// `max_topic_alias` (10). (mosquitto_sub 2.0.11 cannot take aliased messages with an empty
 /// topic, eclipse-mosquitto/mosquitto#1468, so it is not the receiver here; see
 /// tests/FINDINGS.md.)
