@@ -189,6 +189,9 @@ def test_queued_qos1_qos2_delivered_on_reconnect_mqtt_3_1_2_5(broker, version):
         pub.publish("off/q1", f"one-{i}", qos=1)
         pub.publish("off/q2", f"two-{i}", qos=2)
         pub.publish("off/q0", f"zero-{i}", qos=0)
+    # A QoS 1 message on another topic: once acknowledged, every earlier PUBLISH from this
+    # client has been processed (one connection is handled in order).
+    pub.publish("sync/after-q0", "x", qos=1)
     c = connect_persistent(broker, "off", version)
     assert c.connacks[-1].session_present is True
     c.wait_messages(6)

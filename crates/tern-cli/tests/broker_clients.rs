@@ -991,7 +991,7 @@ fn v5_message_expiry_counted_down_mosquitto() {
 /// tests/FINDINGS.md.)
 #[test]
 fn v5_topic_aliases_both_ways_rumqttc() {
-    let b = anon("");
+    let b = anon("max_topic_alias_broker 10\n");
     let (s, _) = R5::connect(b.port, "ta-sub", |o| {
         o.set_topic_alias_max(Some(2));
     });
