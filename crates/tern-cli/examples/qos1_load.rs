@@ -238,7 +238,10 @@ fn main() {
             let pub_time = publish(port, "bench/t", n, payload, window);
             let (got, drain) = receive(port, "bench-off0", n).join().unwrap();
             println!("published={n} received={got}");
-            println!("publish_msgs_per_sec={:.0}", n as f64 / pub_time.as_secs_f64());
+            println!(
+                "publish_msgs_per_sec={:.0}",
+                n as f64 / pub_time.as_secs_f64()
+            );
             println!("drain_msgs_per_sec={:.0}", got as f64 / drain.as_secs_f64());
         }
         "fill" => {
@@ -259,7 +262,8 @@ fn main() {
                     body.extend([4, 2, 0, 60]);
                     string(b"bench-probe", &mut body);
                     let mut w = s.try_clone().unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(timeout))).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(timeout)))
+                        .unwrap();
                     if w.write_all(&packet(0x10, &body)).is_ok()
                         && let Some((0x20, _)) = Reader::new(s).next()
                     {

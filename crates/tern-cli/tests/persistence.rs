@@ -461,3 +461,32 @@ fn mosquitto_persistence_file_is_refused() {
     assert!(err.contains("Mosquitto persistence file"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("mosquitto.db")).unwrap(), db);
 }
+
+#[test]
+fn sigusr1_saves_the_store_as_mosquitto_does() {
+    let store = tempfile::tempdir().unwrap();
+    // Without persistence_sync and with a long autosave interval, only SIGUSR1 makes the
+    // retained message durable before the SIGKILL.
+    let extra = "persistence_sync false\nautosave_interval 1800\n";
+    let b = start(store.path(), extra);
+    let (mut p, _) = connect(b.port, "usr1-pub", true, None);
+    p.send(&publish("usr1/r", 1, b"saved", true, false, None));
+    assert_eq!(p.recv(), Some(puback(1)));
+    b.signal("USR1");
+    assert!(
+        b.wait_log("SIGUSR1: persistence store saved", Duration::from_secs(10)),
+        "{}",
+        b.log()
+    );
+    stop(b, "KILL");
+    let b = start(store.path(), extra);
+    let (mut n, _) = connect(b.port, "usr1-new", true, None);
+    subscribe(&mut n, "usr1/#", false);
+    let r = receive_all(
+        &mut n,
+        false,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r, vec![("usr1/r".to_owned(), b"saved".to_vec(), true)]);
+}

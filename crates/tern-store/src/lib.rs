@@ -33,7 +33,8 @@
 //! batches arrive in the order the core made them). A dedicated writer thread takes every batch
 //! queued since its last commit and applies them in one write transaction (group commit):
 //! with `persistence_sync true` the commit is durable (fsync) and connections hold their
-//! PUBACK / PUBREC until [`Store::wait`] says their batch is committed; with
+//! PUBACK / PUBREC until [`Store::wait`] says their batch is committed ([`holds_output`]
+//! says which operations hold a batch's output); with
 //! `persistence_sync false` the writer commits without fsync every 100 ms and makes the store
 //! durable every `autosave_interval` seconds (or every `autosave_interval` changes with
 //! `autosave_on_changes`), at shutdown, and on [`Store::flush`].
@@ -54,6 +55,6 @@ pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 #[doc(hidden)]
 pub use schema::write_v0_fixture;
-pub use store::{Committed, LoadReport, Store, StoreOptions, Ticket};
+pub use store::{Committed, LoadReport, Store, StoreOptions, Ticket, holds_output};
 
 pub use tern_broker_core::{QueueLoader, Restored, StoreOp};

@@ -239,7 +239,7 @@ impl Store {
         if ops.is_empty() {
             return None;
         }
-        let sync = ops.iter().any(StoreOp::needs_sync);
+        let sync = ops.iter().any(holds_output);
         let mut q = self.inner.queue();
         if q.failed.is_some() {
             // Nothing more can be committed; waiters are told so.
@@ -377,6 +377,24 @@ impl QueueLoader for Store {
                 Vec::new()
             }
         }
+    }
+}
+
+/// True when the output of the batch that produced `op` must wait for it to be durable:
+/// [`StoreOp::needs_sync`], except a QoS 1 message moving to in-flight. Losing that step in a
+/// crash only means the message is sent again after the restart (QoS 1 allows duplicates;
+/// the message itself was durable before its publisher got the PUBACK). QoS 2 in-flight
+/// state is held: a lost one would turn into a second, non-duplicate delivery.
+pub fn holds_output(op: &StoreOp) -> bool {
+    match op {
+        StoreOp::ItemPut { item, .. } => !matches!(
+            item.state,
+            tern_broker_core::ItemState::Inflight(
+                _,
+                tern_broker_core::session::OutState::AwaitPuback
+            )
+        ),
+        op => op.needs_sync(),
     }
 }
 
