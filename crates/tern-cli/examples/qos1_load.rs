@@ -5,6 +5,7 @@
 //! qos1_load throughput PORT MESSAGES PAYLOAD WINDOW   # online persistent subscriber
 //! qos1_load offline PORT MESSAGES PAYLOAD WINDOW      # subscriber offline, then drains
 //! qos1_load fill PORT MESSAGES SESSIONS WINDOW        # SESSIONS offline sessions get MESSAGES each
+//! qos1_load drain PORT CLIENT_ID MESSAGES             # resumes a session, receives its messages
 //! qos1_load ready PORT TIMEOUT_S                      # waits until a CONNECT gets its CONNACK
 //! ```
 //! Results are printed as `key=value` lines.
@@ -252,6 +253,12 @@ fn main() {
             println!("stored={}", n * sessions as u64);
             println!("fill_secs={:.3}", t.as_secs_f64());
         }
+        "drain" => {
+            let (port, id, n): (u16, String, u64) = (arg(&a, 2), arg(&a, 3), arg(&a, 4));
+            let (got, t) = receive(port, &id, n).join().unwrap();
+            println!("received={got}");
+            println!("drain_msgs_per_sec={:.0}", got as f64 / t.as_secs_f64());
+        }
         "ready" => {
             let (port, timeout): (u16, u64) = (arg(&a, 2), arg(&a, 3));
             let start = Instant::now();
@@ -277,7 +284,9 @@ fn main() {
             std::process::exit(1);
         }
         _ => {
-            eprintln!("usage: qos1_load throughput|offline|fill|ready PORT ... (see the source)");
+            eprintln!(
+                "usage: qos1_load throughput|offline|fill|drain|ready PORT ... (see the source)"
+            );
             std::process::exit(2);
         }
     }
