@@ -39,6 +39,7 @@ enum End {
     ConnectTimeout,
     Refused(ReasonCode),
     ClosedByBroker(ReasonCode),
+    Store(tern_store::StoreError),
 }
 
 struct State {
@@ -55,6 +56,8 @@ struct State {
     packets_out: u64,
     /// Recent authentication failures from this address (when this one failed).
     auth_failures: u32,
+    /// Store batch that must be committed before `wbuf` (acks of stored messages) is written.
+    hold: Option<u64>,
 }
 
 /// Serves one connection until it ends. `peer_username` is a TLS certificate identity when
@@ -99,6 +102,7 @@ async fn serve_in_span<S>(
         bytes_in: 0,
         packets_out: 0,
         auth_failures: 0,
+        hold: None,
     };
     let max_packet = shared.max_packet_size();
     let connect_deadline = clock::now() + shared.settings.connect_timeout;
@@ -106,6 +110,9 @@ async fn serve_in_span<S>(
     let mut wbuf: Vec<u8> = Vec::new();
     let end = loop {
         if !wbuf.is_empty() {
+            if let Err(e) = held_until_durable(&shared, &mut st).await {
+                break End::Store(e);
+            }
             if let Err(e) = stream.write_all(&wbuf).await {
                 break End::Io(e);
             }
@@ -139,7 +146,9 @@ async fn serve_in_span<S>(
                                 tokio::time::sleep(auth_delay(st.auth_failures)).await;
                             }
                             // Send what was produced (CONNACK refusal, DISCONNECT) first.
-                            let _ = stream.write_all(&wbuf).await;
+                            if held_until_durable(&shared, &mut st).await.is_ok() {
+                                let _ = stream.write_all(&wbuf).await;
+                            }
                             break end;
                         }
                         if rbuf.is_empty() && rbuf.capacity() > 16 * IDLE_READ_CAPACITY {
@@ -151,7 +160,9 @@ async fn serve_in_span<S>(
             }
             _ = st.notify.notified(), if st.conn.is_some() => {
                 if let Some(end) = drain_own(&shared, &mut st, &mut wbuf) {
-                    let _ = stream.write_all(&wbuf).await;
+                    if held_until_durable(&shared, &mut st).await.is_ok() {
+                        let _ = stream.write_all(&wbuf).await;
+                    }
                     break end;
                 }
             }
@@ -171,6 +182,22 @@ async fn serve_in_span<S>(
     finish(&shared, &st, end);
 }
 
+/// Waits until the store batch the pending output depends on is committed.
+async fn held_until_durable(shared: &Shared, st: &mut State) -> Result<(), tern_store::StoreError> {
+    match st.hold.take() {
+        Some(seq) => shared.durable(seq).await,
+        None => Ok(()),
+    }
+}
+
+/// Records that the output gathered so far may only be written once store batch `seq` (if
+/// any) is committed.
+fn hold_for(st: &mut State, seq: Option<u64>) {
+    if let Some(seq) = seq {
+        st.hold = Some(st.hold.map_or(seq, |h| h.max(seq)));
+    }
+}
+
 fn finish(shared: &Shared, st: &State, end: End) {
     let now = clock::now();
     {
@@ -182,6 +209,7 @@ fn finish(shared: &Shared, st: &State, end: End) {
         let stats = core.broker.stats_mut();
         stats.bytes_received += st.bytes_in;
         stats.messages_received += st.packets_in;
+        shared.persist(&mut core);
         let mut woken = Vec::new();
         core.broker.take_wakeups(&mut woken);
         let to_wake = core.notifies_for(&woken);
@@ -202,6 +230,7 @@ fn finish(shared: &Shared, st: &State, end: End) {
         End::ConnectTimeout => info!("closed: no CONNECT within the connect timeout"),
         End::Refused(r) => info!(client_id = who, "connection refused: {r}"),
         End::ClosedByBroker(r) => info!(client_id = who, "closed by the broker: {r}"),
+        End::Store(e) => info!(client_id = who, "closed: {e}"),
     }
 }
 
@@ -221,6 +250,8 @@ fn drain_own(shared: &Shared, st: &mut State, wbuf: &mut Vec<u8>) -> Option<End>
                 break;
             }
         }
+        let seq = shared.persist(&mut core);
+        hold_for(st, seq);
         core.broker.take_wakeups(&mut woken);
         let to_wake = core.notifies_for(&woken);
         drop(core);
@@ -411,6 +442,8 @@ fn process_input(
         {
             guard.broker.drain(now, conn, DRAIN_BUDGET, &mut st.outs);
         }
+        let seq = shared.persist(&mut guard);
+        hold_for(st, seq);
         guard.broker.take_wakeups(&mut woken);
         let to_wake = guard.notifies_for(&woken);
         drop(guard);
@@ -512,6 +545,8 @@ fn handle_connect(
     let result = core.broker.connect(now, req, &mut outs);
     match result {
         Ok(acc) => {
+            let seq = shared.persist(&mut core);
+            hold_for(st, seq);
             core.notifies.insert(acc.conn, st.notify.clone());
             let mut woken = Vec::new();
             core.broker.take_wakeups(&mut woken);
@@ -539,6 +574,8 @@ fn handle_connect(
             Ok(())
         }
         Err(reason) => {
+            let seq = shared.persist(&mut core);
+            hold_for(st, seq);
             drop(core);
             for o in &outs {
                 if let Out::Connack(info) = o {

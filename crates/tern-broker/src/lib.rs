@@ -33,6 +33,9 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The persistence store could not be opened or read (the message says what to do).
+    #[error("{0}")]
+    Store(#[from] tern_store::StoreError),
 }
 
 /// The wire protocol of a listener.
@@ -99,6 +102,9 @@ pub struct ServerSettings {
     pub tls_handshake_rate: u32,
     /// `websockets_headers_size`: the largest WebSocket upgrade request accepted.
     pub websockets_headers_size: usize,
+    /// `persistence true`: where the store is and how it commits. `None`: nothing survives a
+    /// restart.
+    pub persistence: Option<tern_store::StoreOptions>,
 }
 
 impl Default for ServerSettings {
@@ -111,6 +117,7 @@ impl Default for ServerSettings {
             max_connections_per_address: 100_000,
             tls_handshake_rate: 200,
             websockets_headers_size: 1024,
+            persistence: None,
         }
     }
 }
@@ -145,6 +152,8 @@ pub struct Shared {
     auth_failures: Mutex<HashMap<IpAddr, (u32, std::time::Instant)>>,
     shutdown: Notify,
     handshakes: Mutex<(f64, std::time::Instant)>,
+    /// The persistence store (`persistence true`).
+    store: Option<tern_store::Store>,
 }
 
 impl Shared {
@@ -153,6 +162,31 @@ impl Shared {
         // A panic while holding the lock would be a bug in the core; keep serving with the
         // state as it is rather than taking every connection down with it.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the store operations the core produced to the store. Call it before releasing
+    /// the lock the core was called under, so that batches keep the core's order. Returns the
+    /// batch to wait for before writing the acknowledgements this batch produced.
+    pub(crate) fn persist(&self, core: &mut CoreState) -> Option<u64> {
+        let store = self.store.as_ref()?;
+        let mut ops = Vec::new();
+        core.broker.take_store_ops(&mut ops);
+        let t = store.submit(&mut ops)?;
+        t.must_wait.then_some(t.seq)
+    }
+
+    /// Resolves once store batch `seq` is committed ("an acknowledged QoS 1/2 message is
+    /// never lost").
+    pub(crate) async fn durable(&self, seq: u64) -> Result<(), tern_store::StoreError> {
+        match &self.store {
+            Some(s) => s.wait(seq).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The persistence store, when `persistence true`.
+    pub fn store(&self) -> Option<&tern_store::Store> {
+        self.store.as_ref()
     }
 
     fn max_packet_size(&self) -> u32 {
@@ -216,7 +250,11 @@ impl ReloadHandle {
     pub fn reload(&self, new: ServerSettings) {
         {
             let mut core = self.shared.lock();
-            core.broker.set_config(new.core.clone());
+            let mut cfg = new.core.clone();
+            // Persistence is chosen at start-up, as in Mosquitto.
+            cfg.persistence = self.shared.store.is_some();
+            core.broker.set_config(cfg);
+            self.shared.persist(&mut core);
             for (slot, spec) in self.slots.iter().zip(new.listeners) {
                 let old = current(slot);
                 let mut next = spec.settings;
@@ -252,6 +290,16 @@ pub struct BoundListener {
 impl Server {
     /// Binds every listener. Fails on the first address that cannot be bound.
     pub async fn bind(settings: ServerSettings) -> Result<Server, ServerError> {
+        // The store first: a store that cannot be used stops the start before any port is
+        // taken.
+        let now = clock::now();
+        let mut core_cfg = settings.core.clone();
+        core_cfg.persistence = settings.persistence.is_some();
+        let mut broker = Broker::new(core_cfg, now, rand::random());
+        let store = match &settings.persistence {
+            Some(opts) => Some(open_store(opts, now, &mut broker)?),
+            None => None,
+        };
         let mut listeners = Vec::new();
         for spec in &settings.listeners {
             let l = TcpListener::bind(spec.addr)
@@ -262,7 +310,6 @@ impl Server {
                 })?;
             listeners.push((l, Arc::new(Mutex::new(Arc::new(spec.settings.clone())))));
         }
-        let broker = Broker::new(settings.core.clone(), clock::now(), rand::random());
         let shared = Arc::new(Shared {
             core: Mutex::new(CoreState {
                 broker,
@@ -275,6 +322,7 @@ impl Server {
             auth_failures: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
             handshakes: Mutex::new((0.0, std::time::Instant::now())),
+            store,
         });
         Ok(Server { shared, listeners })
     }
@@ -351,6 +399,7 @@ impl Server {
         let ids = {
             let mut core = self.shared.lock();
             let ids = core.broker.shutdown_all();
+            self.shared.persist(&mut core);
             core.notifies_for(&ids)
         };
         for n in ids {
@@ -361,7 +410,50 @@ impl Server {
             Ok(_) => debug!("all connections closed"),
             Err(_) => warn!("some connections did not close within {drain_timeout:?}"),
         }
+        if let Some(store) = &self.shared.store {
+            // Whatever the closing connections left, then one durable commit.
+            self.shared.persist(&mut self.shared.lock());
+            match store.close() {
+                Ok(()) => info!(path = %store.path().display(), "persistence store saved"),
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
     }
+}
+
+/// Opens the store, restores the broker from it and installs it as the broker's queue loader.
+fn open_store(
+    opts: &tern_store::StoreOptions,
+    now: tern_proto::Timestamp,
+    broker: &mut Broker,
+) -> Result<tern_store::Store, ServerError> {
+    let started = std::time::Instant::now();
+    let store = tern_store::Store::open(opts.clone())?;
+    let restored = store.load()?;
+    let report = store.report();
+    // The loader first: restored messages then stay in the store until their session
+    // reconnects instead of filling memory.
+    broker.set_queue_loader(Arc::new(store.clone()));
+    broker.restore(now, restored);
+    let mut ops = Vec::new();
+    broker.take_store_ops(&mut ops);
+    store.submit(&mut ops);
+    store.flush()?;
+    if let Some(v) = report.migrated_from {
+        info!(path = %store.path().display(), "persistence store migrated from schema {v} to {}", tern_store::SCHEMA_VERSION);
+    }
+    for line in report.damage_lines(store.path()) {
+        warn!("{line}");
+    }
+    info!(
+        path = %store.path().display(),
+        sessions = report.sessions,
+        messages = report.items,
+        retained = report.retained,
+        "persistence store loaded in {:?}",
+        started.elapsed()
+    );
+    Ok(store)
 }
 
 async fn accept_loop(
@@ -571,6 +663,7 @@ async fn ticker(shared: Arc<Shared>) {
             st.bytes_sent = shared.bytes_sent.load(Ordering::Relaxed);
             st.messages_sent = shared.packets_sent.load(Ordering::Relaxed);
             let next = core.broker.tick(now);
+            shared.persist(&mut core);
             let mut woken = Vec::new();
             core.broker.take_wakeups(&mut woken);
             (next, core.notifies_for(&woken))

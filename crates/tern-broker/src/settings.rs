@@ -77,6 +77,24 @@ pub struct Built {
     pub warnings: Vec<String>,
 }
 
+/// `persistence true`: the store file is `persistence_location` (default: the current
+/// directory, as in Mosquitto) joined with `persistence_file`.
+pub fn persistence(c: &Config) -> Option<tern_store::StoreOptions> {
+    if !c.persistence {
+        return None;
+    }
+    let dir = c
+        .persistence_location
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    Some(tern_store::StoreOptions {
+        path: dir.join(&c.persistence_file),
+        sync: c.persistence_sync,
+        autosave_interval: c.autosave_interval,
+        autosave_on_changes: c.autosave_on_changes,
+    })
+}
+
 /// The broker-wide core limits from the general options.
 pub fn core_config(c: &Config) -> CoreConfig {
     let d = CoreConfig::default();
@@ -194,12 +212,6 @@ pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
             what: "bridges (connection ...) are not supported yet; remove the bridge section to run tern".to_owned(),
         });
     }
-    if c.persistence {
-        warnings.push(
-            "persistence true: tern keeps sessions and retained messages in memory in this build; they do not survive a restart yet"
-                .to_owned(),
-        );
-    }
     for l in &c.listeners {
         let sec = c.security_for(l);
         check_supported(l, sec)?;
@@ -224,6 +236,7 @@ pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
         max_connections_per_address: c.max_connections_per_address as usize,
         tls_handshake_rate: c.tls_handshake_rate,
         websockets_headers_size: usize::from(c.websockets_headers_size),
+        persistence: persistence(c),
     };
     Ok(Built { settings, warnings })
 }

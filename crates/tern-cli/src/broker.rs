@@ -129,6 +129,25 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
                 }
             });
         }
+        #[cfg(unix)]
+        if let Some(store) = server.shared().store().cloned() {
+            // SIGUSR1 writes the persistence store now, as in Mosquitto.
+            tokio::spawn(async move {
+                let Ok(mut usr1) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                else {
+                    return;
+                };
+                while usr1.recv().await.is_some() {
+                    let s = store.clone();
+                    match tokio::task::spawn_blocking(move || s.flush()).await {
+                        Ok(Ok(())) => tracing::info!("SIGUSR1: persistence store saved"),
+                        Ok(Err(e)) => tracing::error!("SIGUSR1: {e}"),
+                        Err(_) => {}
+                    }
+                }
+            });
+        }
         server.run(shutdown_signal(), Duration::from_secs(5)).await;
         anyhow::Ok(())
     })?;

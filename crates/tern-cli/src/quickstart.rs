@@ -1,7 +1,8 @@
 //! `tern quickstart`: the zero-configuration secure start. On first run it makes a CA and a
 //! server certificate in tern's data directory and writes a mosquitto.conf that listens on
-//! loopback 1883 (plain) and 8883 (TLS); then it runs the broker with that file and prints the
-//! CA path, the fingerprints and commands to connect. Later runs reuse the files.
+//! loopback 1883 (plain) and 8883 (TLS), with persistence (`tern.db`) in the same directory;
+//! then it runs the broker with that file and prints the CA path, the fingerprints and
+//! commands to connect. Later runs reuse the files.
 
 use std::path::PathBuf;
 
@@ -61,6 +62,10 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<i32> {
          # `tern broker -c {conf}` or `mosquitto -c {conf}`.\n\
          allow_anonymous true\n\
          \n\
+         # Sessions, queued QoS 1/2 messages and retained messages survive restarts.\n\
+         persistence true\n\
+         persistence_location {data}/\n\
+         \n\
          # Plain MQTT, loopback only.\n\
          listener {port} 127.0.0.1\n\
          \n\
@@ -70,6 +75,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<i32> {
          certfile {cert}\n\
          keyfile {key}\n",
         conf = dir.join("quickstart.conf").display(),
+        data = dir.display(),
         port = args.port,
         tls = args.tls_port,
         ca = pki.ca_cert_path().display(),

@@ -960,7 +960,8 @@ pub struct Config {
     pub message_size_limit: Limit<u32>,
     /// `persistence` / `retained_persistence` (default false).
     pub persistence: bool,
-    /// `persistence_file` (default `mosquitto.db`).
+    /// `persistence_file` (default `tern.db`; Mosquitto's default is `mosquitto.db`, a format
+    /// tern neither reads nor writes, so tern does not use that name unless told to).
     pub persistence_file: PathBuf,
     /// `persistence_location` (default: the working directory).
     pub persistence_location: Option<PathBuf>,
@@ -1047,7 +1048,7 @@ impl Default for Config {
             memory_limit: Limit::Unlimited,
             message_size_limit: Limit::Unlimited,
             persistence: false,
-            persistence_file: PathBuf::from("mosquitto.db"),
+            persistence_file: PathBuf::from("tern.db"),
             persistence_location: None,
             persistent_client_expiration: None,
             pid_file: None,

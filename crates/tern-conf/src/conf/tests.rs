@@ -68,7 +68,7 @@ fn defaults_match_mosquitto_2_0() {
     assert_eq!(c.memory_limit, Limit::Unlimited);
     assert_eq!(c.message_size_limit, Limit::Unlimited);
     assert!(!c.persistence);
-    assert_eq!(c.persistence_file, PathBuf::from("mosquitto.db"));
+    assert_eq!(c.persistence_file, PathBuf::from("tern.db"));
     assert_eq!(c.persistent_client_expiration, None);
     assert!(!c.queue_qos0_messages);
     assert!(c.retain_available);
