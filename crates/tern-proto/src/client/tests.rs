@@ -283,7 +283,7 @@ fn incoming_qos2_over_receive_maximum_v5() {
         c.handle_input(T0, &[0x34, 7, 0, 1, b't', 0, 2, 0, b'x']),
         Err(ConnError::ReceiveMaximumExceeded(1))
     );
-    assert_eq!(sent(&mut c), vec![vec![0xE0, 1, 0x93]]);
+    assert_eq!(sent(&mut c), vec![vec![0xE0, 2, 0x93, 0]]);
 }
 
 #[test]
@@ -551,7 +551,7 @@ fn inbound_topic_alias_v5() {
     // Alias 11 is above the maximum we announced (10): DISCONNECT 0x94.
     let bad = [0x30, 7, 0, 0, 3, 0x23, 0, 11, b'y'];
     assert_eq!(c.handle_input(T0, &bad), Err(ConnError::TopicAliasInvalid));
-    assert_eq!(sent(&mut c), vec![vec![0xE0, 1, 0x94]]);
+    assert_eq!(sent(&mut c), vec![vec![0xE0, 2, 0x94, 0]]);
 }
 
 #[test]
@@ -633,14 +633,14 @@ fn incoming_packet_over_our_maximum_v5() {
             max: 16
         }))
     );
-    assert_eq!(sent(&mut c), vec![vec![0xE0, 1, 0x95]]);
+    assert_eq!(sent(&mut c), vec![vec![0xE0, 2, 0x95, 0]]);
 }
 
 #[test]
 fn malformed_packet_v5_disconnects_with_0x81() {
     let mut c = connected(V5);
     assert!(c.handle_input(T0, &[0x40, 1, 0]).is_err());
-    assert_eq!(sent(&mut c), vec![vec![0xE0, 1, 0x81]]);
+    assert_eq!(sent(&mut c), vec![vec![0xE0, 2, 0x81, 0]]);
 }
 
 #[test]
@@ -683,7 +683,7 @@ fn server_disconnect_v5() {
 fn client_disconnect() {
     let mut c = connected(V5);
     c.disconnect(ReasonCode::DisconnectWithWill, &OwnedProperties::default());
-    assert_eq!(sent(&mut c), vec![vec![0xE0, 1, 0x04]]);
+    assert_eq!(sent(&mut c), vec![vec![0xE0, 2, 0x04, 0]]);
     let mut c = connected(V311);
     c.disconnect(ReasonCode::Success, &OwnedProperties::default());
     assert_eq!(sent(&mut c), vec![vec![0xE0, 0]]);
