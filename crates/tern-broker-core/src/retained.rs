@@ -1,7 +1,8 @@
 //! Retained messages (section 3.3.1.3): at most one per topic, kept in a tree of topic levels
-//! so that a subscription's filter finds them without scanning every topic.
+//! so that a subscription's filter finds them without scanning every topic. The tree is
+//! ordered, so a new subscriber gets them in a stable, sorted topic order.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use tern_proto::Timestamp;
 
@@ -10,7 +11,7 @@ use crate::message::MsgRef;
 #[derive(Debug, Default)]
 struct Node {
     msg: Option<MsgRef>,
-    children: HashMap<Box<str>, Node>,
+    children: BTreeMap<Box<str>, Node>,
 }
 
 /// The retained messages. Memory: one node per topic level plus the messages themselves.

@@ -66,7 +66,8 @@ pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
         if group.is_empty() || group.bytes().any(|b| b == b'+' || b == b'#') {
             return Err(TopicError::BadSharedSubscription);
         }
-        if inner.is_empty() {
+        if inner.is_empty() || inner == "$share" || inner.starts_with("$share/") {
+            // A shared subscription's filter cannot itself be a shared subscription.
             return Err(TopicError::BadSharedSubscription);
         }
         return validate_plain_filter(inner);

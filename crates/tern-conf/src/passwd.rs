@@ -314,6 +314,9 @@ pub enum UsernameError {
     /// never match.
     #[error("user name must not start or end with a space or tab")]
     Blank,
+    /// A line starting with `#` is a comment, so the user would silently vanish.
+    #[error("user name must not start with '#': the line would be read as a comment")]
+    Hash,
 }
 
 /// Checks a user name for `tern passwd`, with mosquitto_passwd's rules plus the blanks that
@@ -333,6 +336,10 @@ pub fn validate_username(username: &str) -> Result<(), UsernameError> {
     }
     if username.trim_matches([' ', '\t']) != username {
         return Err(UsernameError::Blank);
+    }
+    if username.starts_with('#') {
+        // Found by fuzzing (fuzz/regressions F1).
+        return Err(UsernameError::Hash);
     }
     Ok(())
 }
@@ -718,6 +725,11 @@ pub fn convert_plain(
                     already_hashed += 1;
                     out.push_str(raw);
                 } else {
+                    if user.starts_with('#') {
+                        // Mosquitto reads "  #x:..." as user "#x" but "#x:..." as a comment:
+                        // keep the indentation so the user does not vanish (fuzz finding F1).
+                        out.push(' ');
+                    }
                     out.push_str(&hash(pass)?.to_line(user));
                     hashed += 1;
                 }

@@ -89,6 +89,12 @@ impl<'a> Publish<'a> {
         v: ProtocolVersion,
         s: &mut S,
     ) -> Result<(), EncodeError> {
+        if self.topic.is_empty() && (!v.is_v5() || self.properties.topic_alias.is_none()) {
+            // Only 5.0 with a topic alias may leave the topic empty (fuzz/regressions N3).
+            return Err(EncodeError::Invalid(
+                "PUBLISH with an empty topic needs an MQTT 5.0 topic alias",
+            ));
+        }
         s.put_str(self.topic, "topic name")?;
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, None) => {}
