@@ -92,10 +92,19 @@ pub fn run(data: &[u8]) {
     check_convert(contents);
 }
 
+/// Finding F1 (regressions/notes.md): a user name starting with `#` passes
+/// `validate_username`, but the line `set_user`/`convert_plain` writes for it is read back as a
+/// comment. The checks below skip such names so the target can look for other problems;
+/// `regressions/main.rs` keeps the reproducer.
+fn known_f1(user: &str) -> bool {
+    user.starts_with('#')
+}
+
 /// `set_user` then `delete_user` for `user`.
 fn check_edits(contents: &str, user: &str, password: &str) {
     let hash = PasswordHash::sha512(password, SALT);
     match passwd::set_user(contents, user, &hash) {
+        Ok(_) if known_f1(user) => {}
         Ok(new) => {
             assert!(
                 validate_username(user).is_ok(),
@@ -151,7 +160,7 @@ fn check_convert(contents: &str) {
             continue;
         };
         let user = user.trim_matches([' ', '\t']);
-        if user.len() <= passwd::MAX_USERNAME_LEN {
+        if user.len() <= passwd::MAX_USERNAME_LEN && !known_f1(user) {
             assert!(
                 file.get(user).is_some(),
                 "user {user:?} lost by convert_plain: line {raw:?} became part of {:?}",
