@@ -116,10 +116,10 @@ fn check_subscribe_sound(acl: &AclFile, q: &Query<'_>, filter: &str, rules: &[&s
             topics.extend(instances(&substitute(r, q.user, q.client), word));
         }
     }
-    for t in &topics {
-        if topic::validate_name(t).is_err() || !topic::matches(inner, t) {
-            continue;
-        }
+    topics.retain(|t| topic::validate_name(t).is_ok() && topic::matches(inner, t));
+    topics.sort_unstable();
+    topics.dedup();
+    for t in topics.iter().take(64) {
         let readable = acl.check(q.user, q.client, t, Access::Read);
         match decision {
             SubscribeDecision::Allowed => assert!(

@@ -6,6 +6,7 @@
 //! - a packet that decodes re-encodes (`encoded_len` equals what `encode` writes, a buffer one
 //!   byte short is refused), decodes again to an equal packet using every byte, and encoding
 //!   that packet again gives the same bytes (the encoding is stable);
+//! - encoding for another version may be refused, but never panics and `encoded_len` agrees;
 //! - `max_packet_size` is exact: the packet decodes with a maximum of its size and is refused
 //!   as too large with one byte less;
 //! - "need more bytes" is never wrong: a prefix of the input either needs more bytes or gives
@@ -45,6 +46,9 @@ pub fn check_decode(data: &[u8], v: ProtocolVersion) {
             }
             check_max_packet_size(data, v, n, &p);
             check_roundtrip(&p, v);
+            for other in VERSIONS.into_iter().filter(|&o| o != v) {
+                check_cross_version(&p, other);
+            }
         }
         Ok(None) => match framed {
             Ok(None) => {}
@@ -87,6 +91,19 @@ fn check_max_packet_size(data: &[u8], v: ProtocolVersion, n: usize, p: &Packet<'
             n - 1
         ),
     }
+}
+
+/// Encoding a packet for another version (a broker forwarding between 3.1.1 and 5.0 clients)
+/// may be refused, but `encoded_len` and `encode` agree and nothing panics. The bytes need not
+/// decode: "fields that `v` cannot carry are left out" (see `Packet::encode`).
+fn check_cross_version(p: &Packet<'_>, v: ProtocolVersion) {
+    let Ok(len) = p.encoded_len(v) else { return };
+    let mut buf = vec![0u8; len];
+    match p.encode(v, &mut buf) {
+        Ok(n) => assert_eq!(n, len, "encoded_len disagrees with encode for {v}\n{p:?}"),
+        Err(e) => panic!("encoded_len is {len} but encode fails for {v}: {e:?}\n{p:?}"),
+    }
+    let _ = decode(&buf, v, u32::MAX);
 }
 
 /// Encodes `p` for `v` and decodes it again: equal packet, every byte used, stable bytes.
