@@ -112,3 +112,28 @@ mod n1_nested_share {
         }
     }
 }
+
+/// N3: a 5.0 PUBLISH that carries its topic only as a topic alias is encoded for 3.1.1 as a
+/// PUBLISH with an empty topic name, which 3.1.1 refuses.
+mod n3_alias_only_publish_for_v311 {
+    use tern_codec::{Packet, ProtocolVersion, decode};
+
+    #[test]
+    #[ignore = "open note N3 (regressions/notes.md)"]
+    fn encode_refuses_or_decodes() {
+        let bytes = [0x30, 6, 0, 0, 3, 0x23, 0, 1]; // QoS 0, topic "", topic alias 1
+        let Ok(Some((p @ Packet::Publish(_), 8))) = decode(&bytes, ProtocolVersion::V5, 1024)
+        else {
+            panic!("the 5.0 packet decodes");
+        };
+        let mut out = [0u8; 16];
+        if let Ok(n) = p.encode(ProtocolVersion::V311, &mut out) {
+            let again = decode(&out[..n], ProtocolVersion::V311, 1024);
+            assert!(
+                matches!(again, Ok(Some(_))),
+                "encode(V311) wrote {:02x?}, which decode(V311) answers with {again:?}",
+                &out[..n]
+            );
+        }
+    }
+}
