@@ -86,6 +86,7 @@ pub fn run(data: &[u8]) {
         }
     }
 
+    check_model(contents, &file);
     if let Some(user) = user {
         check_edits(contents, user, password);
     }
@@ -167,5 +168,56 @@ fn check_convert(contents: &str) {
                 conv.contents
             );
         }
+    }
+}
+
+/// The reading rules in the module doc of `tern_conf::passwd`, written out again: `#` lines
+/// and blank lines are skipped, user and hash are trimmed of blanks, the hash ends at a second
+/// `:`, a later valid line wins, and any bad line for a user refuses that user.
+fn check_model(contents: &str, file: &PasswordFile) {
+    use std::collections::{HashMap, HashSet};
+    let mut users: HashMap<&str, PasswordHash> = HashMap::new();
+    let mut refused: HashSet<&str> = HashSet::new();
+    for raw in contents.lines() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((user, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let user = user.trim_matches([' ', '\t']);
+        let hash = rest
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim_matches([' ', '\t']);
+        if user.is_empty() || user.len() > passwd::MAX_USERNAME_LEN {
+            continue;
+        }
+        match PasswordHash::parse(hash) {
+            Ok(h) if !hash.is_empty() => {
+                users.insert(user, h);
+            }
+            _ => {
+                refused.insert(user);
+            }
+        }
+    }
+    for user in &refused {
+        users.remove(user);
+    }
+    assert_eq!(file.len(), users.len(), "number of users that can log in");
+    for (user, hash) in &users {
+        assert!(
+            file.get(user) == Some(hash),
+            "user {user:?}: not the hash of its last line"
+        );
+    }
+    for user in &refused {
+        assert!(
+            file.get(user).is_none(),
+            "user {user:?} has a bad line but is accepted"
+        );
     }
 }
