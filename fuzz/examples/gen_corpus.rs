@@ -65,6 +65,7 @@ const FILTERS_5: &[(&str, SubscriptionOptions)] = &[
 ];
 
 /// (file name, version, packet) for every packet type.
+#[allow(clippy::vec_init_then_push)] // one push per packet, grouped under comments
 fn packets() -> Vec<(&'static str, ProtocolVersion, Packet<'static>)> {
     let mut v = Vec::new();
     // ---- MQTT 3.1 / 3.1.1
@@ -771,7 +772,9 @@ const TOPIC_SEEDS: &[(&str, &str)] = &[
 
 fn text_seeds(root: &Path) -> Vec<(&'static str, usize)> {
     let mut counts = Vec::new();
-    let sets: [(&str, &[(&str, &str)], fn(&[u8])); 4] = [
+    type Seeds = &'static [(&'static str, &'static str)];
+    type Run = fn(&[u8]);
+    let sets: [(&str, Seeds, Run); 4] = [
         ("conf", CONF_SEEDS, tern_fuzz::conf::run),
         ("passwd", PASSWD_SEEDS, tern_fuzz::passwd::run),
         ("acl", ACL_SEEDS, tern_fuzz::acl::run),

@@ -14,11 +14,14 @@
 use std::fs;
 use std::path::Path;
 
+/// A target's entry point.
+type Run = fn(&[u8]);
+
 /// Every seed of every target still passes its checks (a fix must not break a seed).
 #[test]
 fn committed_seeds_pass_their_targets() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let targets: [(&str, fn(&[u8])); 7] = [
+    let targets: [(&str, Run); 7] = [
         ("decode", tern_fuzz::codec::run_decode),
         ("framer_split", tern_fuzz::codec::run_framer_split),
         ("conf", tern_fuzz::conf::run),
