@@ -1,0 +1,7 @@
+//! Fuzz target `alias`: see `tern_fuzz::alias` for the input format and the properties.
+#![no_main]
+#![forbid(unsafe_code)]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| tern_fuzz::alias::run(data));
