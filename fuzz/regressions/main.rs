@@ -48,26 +48,17 @@ mod f1_username_starting_with_hash {
 
     const SALT: [u8; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
+    /// Fixed: a user name starting with `#` is refused, since its line would read back as a
+    /// comment.
     #[test]
-    #[ignore = "open finding F1 (regressions/notes.md)"]
-    fn set_user_writes_a_line_the_reader_finds() {
+    fn set_user_refuses_a_name_the_reader_would_skip() {
         let hash = PasswordHash::sha512("secret", SALT);
-        // validate_username("#admin") is Ok, so set_user goes ahead...
-        let contents = set_user("", "#admin", &hash).expect("set_user accepts the name");
-        assert_eq!(contents.lines().next().map(|l| &l[..7]), Some("#admin:"));
-        // ...but the line reads back as a comment: no user, no error.
-        let file = PasswordFile::parse("/etc/tern/passwd", &contents);
-        assert!(
-            file.get("#admin") == Some(&hash),
-            "user \"#admin\" written by set_user is not in the file read back \
-             ({} users, errors {:?})",
-            file.len(),
-            file.errors()
-        );
+        let err = set_user("", "#admin", &hash).expect_err("a leading # is refused");
+        assert!(err.to_string().contains("'#'"), "{err}");
+        let _ = PasswordFile::parse("/etc/tern/passwd", "");
     }
 
     #[test]
-    #[ignore = "open finding F1 (regressions/notes.md)"]
     fn convert_plain_keeps_an_indented_hash_user() {
         // "  #x:pw" is not a comment for the reader (the `#` is not the first character), so
         // -U hashes it, but writes it back unindented as "#x:$6$...", which is a comment.
@@ -96,7 +87,6 @@ mod n1_nested_share {
     use tern_codec::topic::{split_shared, validate_filter};
 
     #[test]
-    #[ignore = "open note N1 (regressions/notes.md)"]
     fn inner_filter_of_a_valid_shared_subscription_is_valid() {
         for f in [
             "$share/g/$share/b",
@@ -122,7 +112,6 @@ mod n3_alias_only_publish_for_v311 {
     use tern_codec::{Packet, ProtocolVersion, decode};
 
     #[test]
-    #[ignore = "open note N3 (regressions/notes.md)"]
     fn encode_refuses_or_decodes() {
         let bytes = [0x30, 6, 0, 0, 3, 0x23, 0, 1]; // QoS 0, topic "", topic alias 1
         let Ok(Some((p @ Packet::Publish(_), 8))) = decode(&bytes, ProtocolVersion::V5, 1024)

@@ -90,11 +90,10 @@ fn check_one(s: &str) {
                 !group.is_empty() && !group.contains(['/', '+', '#']),
                 "{s:?}"
             );
-            // Finding N1 (regressions/notes.md): the inner filter of a shared subscription may
-            // itself start with `$share/`, and validate_filter then reads it as a (possibly
-            // malformed) shared subscription. Checked everywhere else.
+            // Finding N1 (fixed): the inner filter of a shared subscription is a valid,
+            // non-shared filter.
             assert!(
-                validate_filter(inner).is_ok() || inner.starts_with("$share/"),
+                validate_filter(inner).is_ok() && split_shared(inner).is_none(),
                 "{s:?}: inner {inner:?}"
             );
         } else {
