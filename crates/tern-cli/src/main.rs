@@ -4,6 +4,7 @@ use clap::Parser;
 mod broker;
 mod conn_args;
 mod daemon;
+mod device;
 mod doctor;
 mod logging;
 mod passwd;
@@ -31,6 +32,9 @@ enum Cli {
     Pub(pub_cmd::PubArgs),
     /// Subscribe and print messages (mosquitto_sub compatible flags).
     Sub(sub_cmd::SubArgs),
+    /// Simulate devices (the tutorial's ESP8266 board, or a fleet of them).
+    #[command(subcommand_required = true)]
+    Device(device::DeviceArgs),
     /// Print the version.
     Version,
 }
@@ -66,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Cli::Passwd(a) => passwd::run(a),
         Cli::Pub(a) => pub_cmd::run(a),
         Cli::Sub(a) => sub_cmd::run(a),
+        Cli::Device(a) => device::run(a),
         Cli::Version => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -1,0 +1,28 @@
+//! `tern device`: tools for boards that talk to the broker. `run` simulates the tutorial's
+//! ESP8266 (or a fleet of them). Argument mapping only; the board's logic is in `sim`.
+
+use clap::{Args, Subcommand};
+
+pub mod run;
+mod sim;
+
+/// `tern device ...`
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    #[command(subcommand)]
+    pub command: DeviceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Simulate the tutorial's ESP8266 board (or a fleet of them with --count): TLS, a
+    /// relay and LED driven from the command topic, retained state, status and telemetry.
+    Run(run::RunArgs),
+}
+
+/// Runs one `tern device` command; returns the exit status.
+pub fn run(args: DeviceArgs) -> anyhow::Result<i32> {
+    match args.command {
+        DeviceCommand::Run(a) => run::run(a),
+    }
+}
