@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 
+mod link;
 pub mod run;
 mod sim;
 

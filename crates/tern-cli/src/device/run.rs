@@ -1,7 +1,9 @@
 //! `tern device run`: the tutorial's ESP8266 board as a process, or a fleet of them.
 //!
-//! Each device is one task around a [`tern_client::Client`]: it connects with the flags of
-//! `tern sub` (TLS with a CA and/or a pinned fingerprint), subscribes to the command topic,
+//! Each device is one task that drives its own connection (`super::link`: the sans-IO
+//! `ClientConn` of tern-proto over TCP or TLS, no client task or channels). It connects with
+//! the flags of `tern sub` (TLS with a CA and/or a pinned fingerprint; the rustls
+//! configuration is built once for the fleet), subscribes to the command topic,
 //! prints each message as the sketch's `subCallback` does, drives the simulated relay and
 //! LED (`super::sim`), and publishes `devices/<id>/state` (retained), `devices/<id>/status`
 //! (`online` retained, will `offline` retained) and `devices/<id>/telemetry`.
@@ -17,26 +19,26 @@
 //! broker drops the will). A board that loses power cannot do that; simulate it with
 //! SIGKILL, and the broker publishes the will (`offline`, retained) instead.
 //!
-//! Memory: per device one task, its client id, a few bytes of board state, and the client
-//! (socket, TLS session, read buffer, bounded channels); no queue grows while offline
-//! (telemetry is skipped, like `PubSubClient::publish` returning false).
+//! Memory: per device one task, its client id, a few bytes of board state and, while
+//! connected, the socket, the TLS session, a 1 KiB read buffer and the `ClientConn` (whose
+//! queue is capped at a few messages). Nothing grows while offline: telemetry is skipped,
+//! like `PubSubClient::publish` returning false.
 
-use std::future::Future;
 use std::io::Write;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use tern_client::{
-    Backoff, Client, ClientError, ClientOptions, Event, Message, QoS, SubscriptionOptions,
-};
+use tern_client::{Backoff, ClientError, Message, OwnedProperties, QoS, SubscriptionOptions};
+use tern_codec::ReasonCode;
+use tern_proto::client::Event;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::link::{Link, Target};
 use super::sim::{self, Device};
 use crate::conn_args::{ConnArgs, parse_qos};
 
@@ -111,9 +113,12 @@ pub struct RunArgs {
 const MAX_COUNT: u32 = 100_000;
 /// How long a clean stop waits for `offline` and DISCONNECT to be written.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The largest packet a device accepts (a larger one ends the connection). PubSubClient's
+/// default buffer is 256 bytes and it drops anything bigger.
+const MAX_PACKET_SIZE: u32 = 64 * 1024;
 
 fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
-    if !v.is_finite() || v < 0.0 || v > 1e9 {
+    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
         bail!("{flag} must be a number of seconds from 0 up, not {v}");
     }
     Ok(Duration::from_secs_f64(v))
@@ -122,8 +127,10 @@ fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
 /// Everything the device tasks share.
 #[derive(Debug)]
 struct Ctx {
-    /// Connection options without client id and will.
-    base: ClientOptions,
+    /// Where to connect (TLS configuration built once).
+    target: Target,
+    /// Protocol options without client id and will.
+    mqtt: tern_proto::ClientOptions,
     topic: String,
     qos: QoS,
     telemetry: Option<Duration>,
@@ -228,7 +235,6 @@ struct Plan {
     count: u32,
     duration: Option<Duration>,
     summary_every: Option<Duration>,
-    target: String,
 }
 
 /// The client ids: `base` alone for one device, `base-<index>` for a fleet.
@@ -308,24 +314,19 @@ impl Plan {
         if qos == QoS::ExactlyOnce {
             bail!("-q 2: PubSubClient subscribes at QoS 0 or 1 only");
         }
-        let mut base = resolved.options;
-        base.connect_timeout = Duration::from_secs(15);
-        base.mqtt.connack_timeout_ms = 15_000;
-        base.reconnect = None;
-        // Small channels: a device handles one message at a time.
-        base.event_capacity = 16;
-        base.command_capacity = 4;
-        if let Some(t) = &base.tls {
-            // Read the CA, certificate and key files now: a mistake is reported once, not
-            // retried every few seconds.
-            t.build()?;
-        }
-        let target = format!(
-            "{}:{}{}",
-            base.host,
-            base.port,
-            if base.tls.is_some() { " (TLS)" } else { "" }
-        );
+        let mut options = resolved.options;
+        options.connect_timeout = Duration::from_secs(15);
+        let mut mqtt = options.mqtt.clone();
+        // PubSubClient's socket time-out is 15 s, for CONNACK too.
+        mqtt.connack_timeout_ms = 15_000;
+        // A board holds a few messages, not a queue: what does not fit is an error.
+        mqtt.max_inflight = 4;
+        mqtt.max_pending = 8;
+        mqtt.max_pending_bytes = 8 * 1024;
+        mqtt.max_packet_size = MAX_PACKET_SIZE;
+        mqtt.topic_alias_maximum = 0;
+        mqtt.outbound_topic_aliases = 0;
+        let target = Target::new(&options)?;
         let telemetry = match secs(args.telemetry_interval, "--telemetry-interval")? {
             d if d.is_zero() => None,
             d if d < Duration::from_millis(100) => {
@@ -342,7 +343,8 @@ impl Plan {
             .filter(|d| !d.is_zero());
         Ok(Self {
             ctx: Ctx {
-                base,
+                target,
+                mqtt,
                 topic,
                 qos,
                 telemetry,
@@ -360,7 +362,6 @@ impl Plan {
             count: args.count,
             duration,
             summary_every,
-            target,
         })
     }
 
@@ -371,8 +372,13 @@ impl Plan {
             count,
             duration,
             summary_every,
-            target,
         } = self;
+        let target = format!(
+            "{}:{}{}",
+            ctx.target.host,
+            ctx.target.port,
+            if ctx.target.is_tls() { " (TLS)" } else { "" }
+        );
         let ctx = Arc::new(ctx);
         let started = Instant::now();
         if count == 1 {
@@ -504,7 +510,6 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
             print!("Attempting MQTT broker connection...");
             flush();
         }
-        let opts = options_for(&ctx.base, &id);
         let attempt = tokio::select! {
             biased;
             _ = stopped(&mut stop) => {
@@ -513,7 +518,9 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
                 }
                 return;
             }
-            r = Client::connect(opts) => r,
+            // Boxed: the handshake's state (~4 KiB) exists only while connecting, instead of
+            // in every idle device's task.
+            r = Box::pin(Link::connect(&ctx.target, options_for(&ctx.mqtt, &id))) => r,
         };
         let delay = match attempt {
             Err(e) => {
@@ -521,7 +528,13 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
                 let delay = retry_delay(&ctx, failures);
                 failures = failures.saturating_add(1);
                 if ctx.verbose {
-                    let timed_out = matches!(e, ClientError::Timeout { .. });
+                    let timed_out = matches!(
+                        e,
+                        ClientError::Timeout { .. }
+                            | ClientError::Protocol(tern_proto::client::ConnError::ConnackTimeout(
+                                _
+                            ))
+                    );
                     let rc =
                         sim::pubsubclient_rc(e.refusal().map(|r| r.to_v3_connack()), timed_out);
                     println!(
@@ -533,7 +546,7 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
                 }
                 delay
             }
-            Ok(client) => {
+            Ok(link) => {
                 failures = 0;
                 if connected_before {
                     inc(&ctx.stats.reconnects);
@@ -545,7 +558,7 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
                     println!("connected");
                     flush();
                 }
-                match session(&ctx, &id, &mut board, boot, client, &mut stop).await {
+                match session(&ctx, &id, &mut board, boot, link, &mut stop).await {
                     Ended::Stopped => return,
                     Ended::Refused => {
                         let delay = retry_delay(&ctx, failures);
@@ -594,192 +607,182 @@ fn retry_delay(ctx: &Ctx, failures: u32) -> Duration {
 }
 
 /// The shared options with this device's client id and will.
-fn options_for(base: &ClientOptions, id: &str) -> ClientOptions {
-    let will = Message::new(sim::status_topic(id), sim::OFFLINE)
-        .with_qos(QoS::AtLeastOnce)
-        .with_retain(true);
-    base.clone().client_id(id).will(will)
+fn options_for(base: &tern_proto::ClientOptions, id: &str) -> tern_proto::ClientOptions {
+    let mut o = base.clone();
+    o.client_id = id.to_owned();
+    o.will = Some(
+        Message::new(sim::status_topic(id), sim::OFFLINE)
+            .with_qos(QoS::AtLeastOnce)
+            .with_retain(true),
+    );
+    o
 }
 
-/// Requests a connected device makes, in priority order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Job {
-    Subscribe,
-    Online,
-    State,
-    Telemetry,
-}
-
-type JobFuture = Pin<Box<dyn Future<Output = (Job, Result<bool, ClientError>)> + Send>>;
-
-/// Awaits the request in progress, if any.
-async fn in_progress(f: &mut Option<JobFuture>) -> (Job, Result<bool, ClientError>) {
-    match f.as_mut() {
-        Some(f) => f.await,
-        None => std::future::pending().await,
+/// Queues a publish on the connection and counts it (sent, or an error).
+fn publish(ctx: &Ctx, link: &mut Link, msg: Message) {
+    match link.conn.publish(ctx.target.clock.now(), msg) {
+        Ok(_) => inc(&ctx.stats.published),
+        Err(e) => {
+            inc(&ctx.stats.errors);
+            tracing::debug!(error = %e, "publish failed");
+        }
     }
 }
 
-/// One connection: subscribe, announce, then serve commands and send telemetry until the
-/// connection is lost or the process stops. One request is in progress at a time, while
-/// events keep being read (never waiting on the broker while it waits on us); a state
-/// change during a request is published after it, so the retained state is always the last.
+/// One connection: subscribe (as the sketch does once connected), then announce `online`
+/// and the current state, then serve commands and send telemetry until the connection is
+/// lost or the process stops. Requests are calls on the `ClientConn`; the only waits are
+/// for input, its timers, the telemetry tick and the stop signal. State changes within
+/// one read are published once, so the retained state is always the last.
 async fn session(
     ctx: &Ctx,
     id: &str,
     board: &mut Device,
     boot: Instant,
-    mut client: Client,
+    mut link: Link,
     stop: &mut watch::Receiver<bool>,
 ) -> Ended {
-    let handle = client.handle();
+    let clock = &ctx.target.clock;
+    let sub = link.conn.subscribe(
+        clock.now(),
+        &[(ctx.topic.as_str(), SubscriptionOptions::qos(ctx.qos))],
+        &OwnedProperties::default(),
+    );
+    let sub = match sub {
+        Ok(pid) => pid,
+        Err(e) => return Ended::Lost(e.into()),
+    };
     let mut subscribed = false;
-    // Subscribe first, as the sketch does, then announce online and the current state.
     let (mut want_online, mut want_state, mut want_telemetry) = (true, true, false);
-    let mut current: Option<JobFuture> = None;
-    let mut next_job = Some(Job::Subscribe);
     let period = ctx.telemetry.unwrap_or(Duration::from_secs(3600));
     let mut tick = tokio::time::interval_at(Instant::now() + period, period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut out = Vec::new();
-    let ended = loop {
-        if current.is_none() {
-            let job = next_job.take().or(if !subscribed {
-                None
-            } else if want_online {
-                want_online = false;
-                Some(Job::Online)
-            } else if want_state {
-                want_state = false;
-                Some(Job::State)
-            } else if want_telemetry {
-                want_telemetry = false;
-                Some(Job::Telemetry)
-            } else {
-                None
-            });
-            if let Some(job) = job {
-                current = Some(start_job(ctx, id, board, boot, &handle, job));
-            }
-        }
-        tokio::select! {
-            (job, r) = in_progress(&mut current) => {
-                current = None;
-                match (job, r) {
-                    (Job::Subscribe, Ok(true)) => {
+    let ended = 'conn: loop {
+        while let Some(ev) = link.conn.poll_event() {
+            match ev {
+                Event::Subscribed { packet_id, reasons } if packet_id == sub => {
+                    if reasons.iter().all(|r| r.is_success()) {
                         subscribed = true;
                         inc(&ctx.stats.connected);
-                    }
-                    (Job::Subscribe, Ok(false)) => {
+                    } else {
                         inc(&ctx.stats.errors);
                         if ctx.verbose {
-                            eprintln!("tern device: the broker refused the subscription to '{}': check its ACL for this device", ctx.topic);
+                            eprintln!(
+                                "tern device: the broker refused the subscription to '{}': check its ACL for this device",
+                                ctx.topic
+                            );
                         }
-                        break Ended::Refused;
-                    }
-                    (_, Ok(_)) => inc(&ctx.stats.published),
-                    (job, Err(e)) => {
-                        inc(&ctx.stats.errors);
-                        tracing::debug!(?job, error = %e, "request failed");
+                        break 'conn Ended::Refused;
                     }
                 }
+                Event::Message(m) => {
+                    want_state |= handle_message(ctx, board, &m.topic, &m.payload, &mut out);
+                }
+                Event::Published { reason, .. } if !reason.is_success() => {
+                    inc(&ctx.stats.errors);
+                }
+                Event::Disconnected { reason, properties } => {
+                    break 'conn Ended::Lost(ClientError::Disconnected {
+                        reason: Some(reason),
+                        reason_string: properties.reason_string,
+                    });
+                }
+                _ => {}
             }
-            ev = client.next_event() => match ev {
-                Some(Event::Message(m)) => {
-                    inc(&ctx.stats.received);
-                    let result = sim::parse_command(&m.payload);
-                    if ctx.verbose {
-                        out.clear();
-                        sim::message_block(&m.topic, &m.payload, &mut out);
-                    }
-                    match result {
-                        Ok(cmd) => {
-                            inc(&ctx.stats.commands);
-                            let now = board.apply(cmd);
-                            want_state = true;
-                            if ctx.verbose {
-                                out.extend_from_slice(now.describe().as_bytes());
-                                out.push(b'\n');
-                            }
-                        }
-                        Err(e) => {
-                            inc(&ctx.stats.ignored);
-                            if ctx.verbose {
-                                out.extend_from_slice(format!("Ignored: {e}\n").as_bytes());
-                            }
-                        }
-                    }
-                    if ctx.verbose {
-                        let mut so = std::io::stdout().lock();
-                        let _ = so.write_all(&out).and_then(|()| so.flush());
-                    }
-                }
-                Some(Event::ConnectionLost(e)) => break Ended::Lost(e),
-                Some(_) => {}
-                None => break Ended::Lost(ClientError::Shutdown(None)),
-            },
-            _ = tick.tick(), if ctx.telemetry.is_some() => want_telemetry = true,
-            _ = stopped(stop) => {
-                // A clean stop: say offline ourselves, then DISCONNECT (the will is dropped).
-                drop(current.take());
-                let offline = Message::new(sim::status_topic(id), sim::OFFLINE)
+        }
+        if subscribed {
+            if std::mem::take(&mut want_online) {
+                let m = Message::new(sim::status_topic(id), sim::ONLINE)
                     .with_qos(QoS::AtLeastOnce)
                     .with_retain(true);
-                let bye = async {
-                    if handle.publish(offline).await.is_ok() {
-                        inc(&ctx.stats.published);
-                    }
-                    let _ = handle.disconnect().await;
-                };
-                let _ = tokio::time::timeout(STOP_GRACE, bye).await;
-                break Ended::Stopped;
+                publish(ctx, &mut link, m);
+            }
+            if std::mem::take(&mut want_state) {
+                let m = Message::new(sim::state_topic(id), board.outputs().to_json())
+                    .with_qos(QoS::AtLeastOnce)
+                    .with_retain(true);
+                publish(ctx, &mut link, m);
+            }
+            if std::mem::take(&mut want_telemetry) {
+                let t = board.telemetry(boot.elapsed().as_secs(), rand::random());
+                publish(
+                    ctx,
+                    &mut link,
+                    Message::new(sim::telemetry_topic(id), t.to_json()),
+                );
+            }
+        }
+        if let Err(e) = link.flush().await {
+            break Ended::Lost(e);
+        }
+        tokio::select! {
+            r = link.wait(clock) => {
+                if let Err(e) = r {
+                    // A protocol error has queued DISCONNECT (5.0): send it if we can.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), link.flush()).await;
+                    break Ended::Lost(e);
+                }
+            }
+            _ = tick.tick(), if ctx.telemetry.is_some() => want_telemetry = true,
+            _ = stopped(stop) => {
+                // A clean stop: say offline ourselves, then DISCONNECT (the broker drops the
+                // will). Both go out in order on the same connection.
+                let m = Message::new(sim::status_topic(id), sim::OFFLINE)
+                    .with_qos(QoS::AtLeastOnce)
+                    .with_retain(true);
+                publish(ctx, &mut link, m);
+                link.conn.disconnect(ReasonCode::Success, &OwnedProperties::default());
+                link.close(STOP_GRACE).await;
+                // A stopped device still counts as connected in the final summary.
+                return Ended::Stopped;
             }
         }
     };
-    // A stopped device still counts as connected in the final summary.
-    if subscribed && !matches!(ended, Ended::Stopped) {
+    if subscribed {
         ctx.stats.connected.fetch_sub(1, Ordering::Relaxed);
     }
     ended
 }
 
-fn start_job(
+/// A message on the command topic: count it, print it as the sketch does (one device), and
+/// apply it. True when it was a command (the state is to be published).
+fn handle_message(
     ctx: &Ctx,
-    id: &str,
     board: &mut Device,
-    boot: Instant,
-    handle: &tern_client::ClientHandle,
-    job: Job,
-) -> JobFuture {
-    let h = handle.clone();
-    match job {
-        Job::Subscribe => {
-            let topic = ctx.topic.clone();
-            let opts = SubscriptionOptions::qos(ctx.qos);
-            Box::pin(async move {
-                let r = h
-                    .subscribe(&[(topic.as_str(), opts)], Default::default())
-                    .await
-                    .map(|codes| codes.iter().all(|c| c.is_success()));
-                (job, r)
-            })
-        }
-        Job::Online | Job::State | Job::Telemetry => {
-            let msg = match job {
-                Job::Online => Message::new(sim::status_topic(id), sim::ONLINE)
-                    .with_qos(QoS::AtLeastOnce)
-                    .with_retain(true),
-                Job::State => Message::new(sim::state_topic(id), board.outputs().to_json())
-                    .with_qos(QoS::AtLeastOnce)
-                    .with_retain(true),
-                _ => {
-                    let t = board.telemetry(boot.elapsed().as_secs(), rand::random());
-                    Message::new(sim::telemetry_topic(id), t.to_json())
-                }
-            };
-            Box::pin(async move { (job, h.publish(msg).await.map(|()| true)) })
-        }
+    topic: &str,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    inc(&ctx.stats.received);
+    let result = sim::parse_command(payload);
+    if ctx.verbose {
+        out.clear();
+        sim::message_block(topic, payload, out);
     }
+    let applied = match result {
+        Ok(cmd) => {
+            inc(&ctx.stats.commands);
+            let now = board.apply(cmd);
+            if ctx.verbose {
+                out.extend_from_slice(now.describe().as_bytes());
+                out.push(b'\n');
+            }
+            true
+        }
+        Err(e) => {
+            inc(&ctx.stats.ignored);
+            if ctx.verbose {
+                out.extend_from_slice(format!("Ignored: {e}\n").as_bytes());
+            }
+            false
+        }
+    };
+    if ctx.verbose {
+        let mut so = std::io::stdout().lock();
+        let _ = so.write_all(out).and_then(|()| so.flush());
+    }
+    applied
 }
 
 #[cfg(test)]
