@@ -33,7 +33,6 @@ enum Cli {
     /// Subscribe and print messages (mosquitto_sub compatible flags).
     Sub(sub_cmd::SubArgs),
     /// Simulate devices (the tutorial's ESP8266 board, or a fleet of them).
-    #[command(subcommand_required = true)]
     Device(device::DeviceArgs),
     /// Print the version.
     Version,

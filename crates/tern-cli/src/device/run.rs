@@ -42,6 +42,22 @@ use super::link::{Link, Target};
 use super::sim::{self, Device};
 use crate::conn_args::{ConnArgs, parse_qos};
 
+/// `println!` that neither panics nor stops the devices when stdout is closed (`| head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, $($t)*).and_then(|()| o.flush());
+    }};
+}
+
+/// The same without the newline (the sketch's `Serial.print`).
+macro_rules! say_part {
+    ($($t:tt)*) => {{
+        let mut o = std::io::stdout().lock();
+        let _ = write!(o, $($t)*).and_then(|()| o.flush());
+    }};
+}
+
 /// How a device waits between connection attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReconnectMode {
@@ -100,9 +116,10 @@ pub struct RunArgs {
     /// Simulate this many devices in one process, with ids PREFIX<hex>-0 .. -N-1.
     #[arg(long = "count", default_value_t = 1)]
     pub count: u32,
-    /// Connection attempts per second across the whole process.
-    #[arg(long = "connect-rate", default_value_t = 500.0)]
-    pub connect_rate: f64,
+    /// Connection attempts per second across the whole process [default: 500; 200 with
+    /// TLS, tern broker's default tls_handshake_rate].
+    #[arg(long = "connect-rate")]
+    pub connect_rate: Option<f64>,
     /// Seconds between summary lines (fleets and --quiet; a single device prints one at the
     /// end).
     #[arg(long = "summary-interval", default_value_t = 5.0)]
@@ -271,9 +288,6 @@ impl Plan {
         if args.count == 0 || args.count > MAX_COUNT {
             bail!("--count must be from 1 to {MAX_COUNT}");
         }
-        if !(args.connect_rate.is_finite() && args.connect_rate >= 0.01) {
-            bail!("--connect-rate must be a positive number of connections per second");
-        }
         let c = &args.conn;
         if c.will_topic.is_some() || c.will_payload.is_some() || c.will_retain {
             bail!(
@@ -327,6 +341,14 @@ impl Plan {
         mqtt.topic_alias_maximum = 0;
         mqtt.outbound_topic_aliases = 0;
         let target = Target::new(&options)?;
+        // A broker that takes handshakes more slowly than they arrive queues them, and
+        // attempts that time out in its queue are wasted: stay at tern's default pace.
+        let connect_rate = args
+            .connect_rate
+            .unwrap_or(if target.is_tls() { 200.0 } else { 500.0 });
+        if !(connect_rate.is_finite() && connect_rate >= 0.01) {
+            bail!("--connect-rate must be a positive number of connections per second");
+        }
         let telemetry = match secs(args.telemetry_interval, "--telemetry-interval")? {
             d if d.is_zero() => None,
             d if d < Duration::from_millis(100) => {
@@ -356,7 +378,7 @@ impl Plan {
                 },
                 verbose: args.count == 1 && !c.quiet,
                 stats: Stats::default(),
-                rate: RateLimit::new(args.connect_rate),
+                rate: RateLimit::new(connect_rate),
             },
             ids,
             count: args.count,
@@ -383,13 +405,13 @@ impl Plan {
         let started = Instant::now();
         if count == 1 {
             let id = ids.get(0);
-            println!(
+            say!(
                 "tern device: {id} -> {target}, commands on {}, state on {}",
                 ctx.topic,
                 sim::state_topic(&id)
             );
         } else {
-            println!(
+            say!(
                 "tern device: {count} devices {}-0 .. {}-{} -> {target}, commands on {}, {} connections/s",
                 ids.base,
                 ids.base,
@@ -398,7 +420,14 @@ impl Plan {
                 1.0 / ctx.rate.period.as_secs_f64()
             );
         }
-        flush();
+        if let Some(limit) = open_files_limit()
+            && limit < u64::from(count) + 64
+        {
+            eprintln!(
+                "tern device: warning: this process may open only {limit} files and {count} devices need {count} sockets: raise the limit first (ulimit -n {})",
+                u64::from(count) + 1024
+            );
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         for i in 0..count {
@@ -411,12 +440,11 @@ impl Plan {
                 tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    println!(
+                    say!(
                         "tern device: {:.1}s {}",
                         started.elapsed().as_secs_f64(),
                         ctx.stats.line(count)
                     );
-                    flush();
                 }
             })
         });
@@ -436,12 +464,11 @@ impl Plan {
         if let Some(s) = summary {
             s.abort();
         }
-        println!(
+        say!(
             "tern device: final {:.1}s {} ({why})",
             started.elapsed().as_secs_f64(),
             ctx.stats.line(count)
         );
-        flush();
         if ctx.stats.ever_connected.load(Ordering::Relaxed) == 0 {
             eprintln!("tern device: no device ever connected to {target}");
             return Ok(1);
@@ -450,8 +477,19 @@ impl Plan {
     }
 }
 
-fn flush() {
-    let _ = std::io::stdout().flush();
+/// The soft limit on open files, from /proc/self/limits (Linux; `None` elsewhere).
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_files_limit(&text)
+}
+
+fn parse_open_files_limit(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Resolves at `--duration`, Ctrl-C or SIGTERM; says which.
@@ -507,14 +545,13 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
             _ = ctx.rate.acquire() => {}
         }
         if ctx.verbose {
-            print!("Attempting MQTT broker connection...");
-            flush();
+            say_part!("Attempting MQTT broker connection...");
         }
         let attempt = tokio::select! {
             biased;
             _ = stopped(&mut stop) => {
                 if ctx.verbose {
-                    println!("stopped");
+                    say!("stopped");
                 }
                 return;
             }
@@ -537,11 +574,10 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
                     );
                     let rc =
                         sim::pubsubclient_rc(e.refusal().map(|r| r.to_v3_connack()), timed_out);
-                    println!(
+                    say!(
                         "Failed, rc={rc}. Trying again in {} seconds...",
                         fmt_secs(delay)
                     );
-                    flush();
                     eprintln!("tern device: {e}");
                 }
                 delay
@@ -555,9 +591,9 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
                 }
                 connected_before = true;
                 if ctx.verbose {
-                    println!("connected");
-                    flush();
+                    say!("connected");
                 }
+                let since = Instant::now();
                 match session(&ctx, &id, &mut board, boot, link, &mut stop).await {
                     Ended::Stopped => return,
                     Ended::Refused => {
@@ -570,12 +606,21 @@ async fn device(ctx: Arc<Ctx>, id: String, mut stop: watch::Receiver<bool>) {
                         if ctx.verbose {
                             eprintln!("tern device: connection lost: {e}");
                         }
-                        match ctx.mode {
-                            // The sketch notices at the next loop() and tries at once.
-                            ReconnectMode::Fixed => Duration::ZERO,
-                            ReconnectMode::Backoff => {
-                                failures = 1;
-                                retry_delay(&ctx, 0)
+                        if since.elapsed() < ctx.backoff.initial {
+                            // Lost again right after connecting (a client id taken over
+                            // back and forth, say): wait like after a failed attempt
+                            // instead of hammering the broker.
+                            let delay = retry_delay(&ctx, failures);
+                            failures = failures.saturating_add(1);
+                            delay
+                        } else {
+                            match ctx.mode {
+                                // The sketch notices at the next loop() and tries at once.
+                                ReconnectMode::Fixed => Duration::ZERO,
+                                ReconnectMode::Backoff => {
+                                    failures = 1;
+                                    retry_delay(&ctx, 0)
+                                }
                             }
                         }
                     }
@@ -806,6 +851,17 @@ mod tests {
         assert!(check_id("a/b").is_err());
         assert!(check_id("a+").is_err());
         assert!(check_id("").is_err());
+    }
+
+    #[test]
+    fn open_files_limit_from_proc() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \nMax cpu time              unlimited            unlimited            seconds   \nMax open files            1024                 524288               files     \n";
+        assert_eq!(parse_open_files_limit(text), Some(1024));
+        assert_eq!(
+            parse_open_files_limit("Max open files            unlimited  unlimited  files"),
+            None
+        );
+        assert_eq!(parse_open_files_limit(""), None);
     }
 
     #[test]
