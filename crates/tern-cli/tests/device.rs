@@ -588,6 +588,42 @@ fn fleet_of_200_reconnects_and_resubscribes_after_a_broker_restart() {
     );
 }
 
+/// `--reconnect backoff`: with nothing listening, each wait is a random time up to a
+/// doubling ceiling (full jitter), and the attempts are reported as the sketch does.
+#[test]
+fn backoff_reconnect_waits_are_jittered_under_the_ceiling() {
+    let port = free_port().to_string();
+    let out = Command::new(TERN)
+        .args(["device", "run", "-h", "127.0.0.1", "-p", &port, "-i", "b1"])
+        .args(["--reconnect", "backoff", "--reconnect-delay", "0.2"])
+        .args(["--reconnect-max", "0.4", "--duration", "2.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let waits: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Attempting MQTT broker connection...Failed, rc=-2. Trying again in ")
+        })
+        .map(|r| r.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(waits.len() >= 5, "{stdout}");
+    assert!(waits.iter().all(|w| (0.0..=0.4).contains(w)), "{waits:?}");
+    assert!(
+        waits.windows(2).any(|w| w[0] != w[1]),
+        "jittered, not fixed: {waits:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect to 127.0.0.1 port"),
+        "{stderr}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("tern device: final "), "{last}");
+    assert_eq!(field(last, "errors") as usize, waits.len(), "{last}");
+}
+
 /// Flags a device cannot honour are refused up front, in plain words.
 #[test]
 fn refuses_a_will_of_its_own_and_bad_ids() {

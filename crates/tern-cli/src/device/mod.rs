@@ -18,6 +18,12 @@ pub struct DeviceArgs {
 pub enum DeviceCommand {
     /// Simulate the tutorial's ESP8266 board (or a fleet of them with --count): TLS, a
     /// relay and LED driven from the command topic, retained state, status and telemetry.
+    ///
+    /// Commands on the topic (default test001): ON, OFF, TOGGLE, {"relay":true|false},
+    /// {"led":true|false}. Published: devices/<id>/state (retained JSON), devices/<id>/status
+    /// ("online" retained; will "offline" retained), devices/<id>/telemetry. Stopping with
+    /// --duration, Ctrl-C or SIGTERM publishes "offline" and disconnects cleanly; kill -9
+    /// simulates a board losing power (the broker then publishes the will).
     Run(run::RunArgs),
 }
 
