@@ -19,6 +19,12 @@
 //! broker drops the will). A board that loses power cannot do that; simulate it with
 //! SIGKILL, and the broker publishes the will (`offline`, retained) instead.
 //!
+//! Summary lines (every `--summary-interval` for fleets and `--quiet`, and at the end):
+//! `connected` devices connected and subscribed now, `reconnects` successful connections
+//! after a device's first, `received` messages on the command topic, `commands` those that
+//! were commands, `ignored` those that were not, `published` publishes handed to the
+//! connection, `errors` failed attempts, lost connections and refused requests.
+//!
 //! Memory: per device one task, its client id, a few bytes of board state and, while
 //! connected, the socket, the TLS session, a 1 KiB read buffer and the `ClientConn` (whose
 //! queue is capped at a few messages). Nothing grows while offline: telemetry is skipped,
