@@ -35,7 +35,7 @@ enum Cli {
     Sub(sub_cmd::SubArgs),
     /// Generate MQTT load against a broker on this machine and measure it.
     Bench(bench::BenchArgs),
-    /// Device tools: generate an ESP8266/ESP32 Arduino sketch for MQTT over TLS.
+    /// Device tools: simulate the tutorial's ESP8266 (or a fleet), or write an Arduino sketch.
     Device(device::DeviceArgs),
     /// Print the version.
     Version,

@@ -423,8 +423,9 @@ impl ServerCertVerifier for TernVerifier {
 }
 
 /// Recovers a certificate verdict from a failed handshake, or describes the failure in plain
-/// words with a hint.
-pub(crate) fn handshake_error(host: &str, e: &std::io::Error) -> ClientError {
+/// words with a hint. Public for callers that drive their own connections over the same
+/// [`TlsOptions::build`] configuration (the `tern device` fleet simulator).
+pub fn handshake_error(host: &str, e: &std::io::Error) -> ClientError {
     let inner = e
         .get_ref()
         .and_then(|i| i.downcast_ref::<TlsErr>())
