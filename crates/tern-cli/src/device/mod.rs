@@ -29,7 +29,7 @@ pub enum DeviceCommand {
     /// ("online" retained; will "offline" retained), devices/<id>/telemetry. Stopping with
     /// --duration, Ctrl-C or SIGTERM publishes "offline" and disconnects cleanly; kill -9
     /// simulates a board losing power (the broker then publishes the will).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Write an Arduino project (ESP8266 or ESP32, PubSubClient 2.8) that speaks MQTT over
     /// TLS to the broker, checking it one deliberate way (the CA, by default).
     Sketch(sketch::SketchArgs),
@@ -38,7 +38,7 @@ pub enum DeviceCommand {
 /// Runs one `tern device` command; the result is the process exit code.
 pub fn run(args: DeviceArgs) -> anyhow::Result<i32> {
     match args.command {
-        DeviceCommand::Run(a) => run::run(a),
+        DeviceCommand::Run(a) => run::run(*a),
         DeviceCommand::Sketch(a) => sketch::run(a),
     }
 }
