@@ -18,7 +18,8 @@ pub struct DeviceArgs {
     pub command: DeviceCommand,
 }
 
-/// The `tern device` subcommands.
+/// The `tern device` subcommands (parsed once at start-up, so their size does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Simulate the tutorial's ESP8266 board (or a fleet of them with --count): TLS, a
@@ -29,7 +30,7 @@ pub enum DeviceCommand {
     /// ("online" retained; will "offline" retained), devices/<id>/telemetry. Stopping with
     /// --duration, Ctrl-C or SIGTERM publishes "offline" and disconnects cleanly; kill -9
     /// simulates a board losing power (the broker then publishes the will).
-    Run(Box<run::RunArgs>),
+    Run(run::RunArgs),
     /// Write an Arduino project (ESP8266 or ESP32, PubSubClient 2.8) that speaks MQTT over
     /// TLS to the broker, checking it one deliberate way (the CA, by default).
     Sketch(sketch::SketchArgs),
@@ -38,7 +39,7 @@ pub enum DeviceCommand {
 /// Runs one `tern device` command; the result is the process exit code.
 pub fn run(args: DeviceArgs) -> anyhow::Result<i32> {
     match args.command {
-        DeviceCommand::Run(a) => run::run(*a),
+        DeviceCommand::Run(a) => run::run(a),
         DeviceCommand::Sketch(a) => sketch::run(a),
     }
 }
