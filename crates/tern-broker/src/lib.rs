@@ -541,22 +541,30 @@ async fn serve_stream<S>(
 }
 
 /// Waits for a token of the TLS handshake budget (`tls_handshake_rate` per second).
-async fn handshake_budget(shared: &Shared) {
+/// Takes a slot of the TLS handshake budget (`tls_handshake_rate` per second), waiting for
+/// it if needed. Slots are reserved in arrival order; a connection whose slot is further away
+/// than half the connect timeout is refused at once (false) instead of queueing: its client
+/// would give up before its turn, and serving the queue of the departed is how a reconnect
+/// storm collapses throughput.
+async fn handshake_budget(shared: &Shared) -> bool {
     let rate = f64::from(shared.settings.tls_handshake_rate.max(1));
-    loop {
-        let wait = {
-            let mut b = shared.handshakes.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
-            b.1 = now;
-            if b.0 >= 1.0 {
-                b.0 -= 1.0;
-                return;
-            }
-            Duration::from_secs_f64((1.0 - b.0) / rate)
-        };
-        tokio::time::sleep(wait).await;
+    let limit = shared.settings.connect_timeout.as_secs_f64() / 2.0;
+    let wait = {
+        let mut b = shared.handshakes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
+        b.1 = now;
+        let wait = if b.0 >= 1.0 { 0.0 } else { (1.0 - b.0) / rate };
+        if wait > limit {
+            return false;
+        }
+        b.0 -= 1.0;
+        wait
+    };
+    if wait > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     }
+    true
 }
 
 async fn serve_tls(
@@ -577,7 +585,10 @@ async fn serve_tls(
         Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
         Ok(Ok(_)) => {}
     }
-    handshake_budget(&shared).await;
+    if !handshake_budget(&shared).await {
+        info!(%peer, "refused: more TLS handshakes are waiting than tls_handshake_rate can serve before the client gives up; it should retry later");
+        return;
+    }
     let tls = tokio_rustls::TlsAcceptor::from(acceptor.config());
     let stream = match tokio::time::timeout(limit, tls.accept(stream)).await {
         Ok(Ok(s)) => s,
