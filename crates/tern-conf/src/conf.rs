@@ -993,9 +993,11 @@ pub struct Config {
     /// tern: `connect_timeout SECONDS` (default 10, 1..=3600): a connection that has not sent
     /// CONNECT within this time is closed, so idle sockets cannot pile up.
     pub connect_timeout: Duration,
-    /// tern: `max_connections_per_address N` (default 64, 1..=1000000): concurrent
-    /// connections from one IP address. 64 stops one host from exhausting the broker while
-    /// leaving room for a gateway with many devices behind NAT; raise it for larger gateways.
+    /// tern: `max_connections_per_address N` (default 1024, 1..=1000000): concurrent
+    /// connections from one IP address. 1024 stops one host from exhausting the broker while
+    /// leaving room for a site with many devices behind one NAT address (Mosquitto has no
+    /// such limit, and a drop-in replacement must not refuse such a site); lower it on
+    /// brokers facing the internet.
     pub max_connections_per_address: u32,
     /// tern: `tls_handshake_rate N` (default 200, 1..=1000000): TLS handshakes started per
     /// second across all listeners. Handshakes cost CPU; the cap keeps a reconnect storm from
@@ -1062,7 +1064,7 @@ impl Default for Config {
             websockets_log_level: None,
             persistence_sync: true,
             connect_timeout: Duration::from_secs(10),
-            max_connections_per_address: 64,
+            max_connections_per_address: 1024,
             tls_handshake_rate: 200,
             warnings: Vec::new(),
         }
