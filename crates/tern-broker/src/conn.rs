@@ -24,8 +24,10 @@ use crate::{ListenerSettings, Shared};
 const DRAIN_BUDGET: usize = 256;
 /// Bytes of output gathered before a write.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
-/// Read buffer kept by an idle connection; larger buffers are released when empty.
-const IDLE_READ_CAPACITY: usize = 4096;
+/// Largest read buffer a busy connection grows to (it grows by doubling while reads fill it).
+const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Output gathered by an idle connection is released after the write when it was this small.
+const SMALL_WRITE: usize = 1024;
 
 /// Why a connection ended (for the log line).
 #[derive(Debug)]
@@ -43,6 +45,7 @@ enum End {
 }
 
 struct State {
+    peer: SocketAddr,
     conn: Option<ConnId>,
     client_id: Option<Arc<str>>,
     version: ProtocolVersion,
@@ -74,7 +77,10 @@ pub async fn serve<S>(
     use tracing::Instrument;
     // `.instrument`, not `span.enter()`: an entered span held across `.await` leaks into
     // whatever else runs on the worker thread.
-    let span = tracing::info_span!("conn", %peer, client_id = tracing::field::Empty);
+    // A debug-level span: at the default info level it costs nothing per connection (an
+    // enabled span keeps its formatted fields for the connection's life); the info lines
+    // below name the peer and client themselves.
+    let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
     serve_in_span(shared, stream, peer, listener, peer_username)
         .instrument(span)
         .await;
@@ -90,6 +96,7 @@ async fn serve_in_span<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut st = State {
+        peer,
         conn: None,
         client_id: None,
         version: ProtocolVersion::V311,
@@ -106,7 +113,11 @@ async fn serve_in_span<S>(
     };
     let max_packet = shared.max_packet_size();
     let connect_deadline = clock::now() + shared.settings.connect_timeout;
-    let mut rbuf: Vec<u8> = Vec::with_capacity(IDLE_READ_CAPACITY);
+    // Buffers are allocated while a connection is busy and released when it goes quiet, so an
+    // idle connection costs its task and little else. `read_hint` is how much to read next:
+    // 0 when idle (the read then gets a small chunk), doubling while reads fill the buffer.
+    let mut rbuf: Vec<u8> = Vec::new();
+    let mut read_hint: usize = 0;
     let mut wbuf: Vec<u8> = Vec::new();
     let end = loop {
         if !wbuf.is_empty() {
@@ -117,9 +128,10 @@ async fn serve_in_span<S>(
                 break End::Io(e);
             }
             shared.add_sent(wbuf.len(), std::mem::take(&mut st.packets_out));
-            wbuf.clear();
-            if wbuf.capacity() > WRITE_HIGH_WATER * 2 {
-                wbuf.shrink_to(IDLE_READ_CAPACITY);
+            if wbuf.len() < SMALL_WRITE || wbuf.capacity() > WRITE_HIGH_WATER * 2 {
+                wbuf = Vec::new();
+            } else {
+                wbuf.clear();
             }
         }
         let deadline = match (&st.conn, &st.keep_alive) {
@@ -128,16 +140,17 @@ async fn serve_in_span<S>(
             (Some(_), None) => None,
         };
         let sleep_until = clock::instant_at(deadline.unwrap_or(Timestamp(u64::MAX / 2)));
-        // Make room for reading: at least the rest of the current packet, within the limit.
-        if rbuf.capacity() - rbuf.len() < 1024 {
-            rbuf.reserve(IDLE_READ_CAPACITY.max(rbuf.len()));
+        if read_hint > 0 && rbuf.capacity() - rbuf.len() < read_hint / 2 {
+            rbuf.reserve(read_hint);
         }
+        let spare = rbuf.capacity() - rbuf.len();
         tokio::select! {
             r = stream.read_buf(&mut rbuf) => {
                 match r {
                     Ok(0) => break End::PeerClosed,
                     Ok(n) => {
                         st.bytes_in += n as u64;
+                        read_hint = if n >= spare { (read_hint * 2).clamp(2048, MAX_READ_CHUNK) } else { read_hint.min(n.next_power_of_two()) };
                         let ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
                         if let Some(end) = ended {
                             if st.auth_failures > 1 {
@@ -151,8 +164,11 @@ async fn serve_in_span<S>(
                             }
                             break end;
                         }
-                        if rbuf.is_empty() && rbuf.capacity() > 16 * IDLE_READ_CAPACITY {
-                            rbuf = Vec::with_capacity(IDLE_READ_CAPACITY);
+                        if rbuf.is_empty() && n < spare {
+                            // Caught up: release the buffer until the next burst.
+                            rbuf = Vec::new();
+                            read_hint = 0;
+                            st.outs = Vec::new();
                         }
                     }
                     Err(e) => break End::Io(e),
@@ -224,13 +240,19 @@ fn finish(shared: &Shared, st: &State, end: End) {
         End::Disconnected => debug!(client_id = who, "client disconnected"),
         End::Io(e) => debug!(client_id = who, error = %e, "connection error"),
         // A peer's bad packet is logged once at info, never at error (ARCHITECTURE.md 7).
-        End::Decode(e) => info!(client_id = who, "closed: malformed packet: {e}"),
-        End::Protocol(r, t) => info!(client_id = who, "closed: {t} ({r})"),
-        End::KeepAlive => info!(client_id = who, "closed: no packet within 1.5 x keep-alive"),
-        End::ConnectTimeout => info!("closed: no CONNECT within the connect timeout"),
-        End::Refused(r) => info!(client_id = who, "connection refused: {r}"),
-        End::ClosedByBroker(r) => info!(client_id = who, "closed by the broker: {r}"),
-        End::Store(e) => info!(client_id = who, "closed: {e}"),
+        End::Decode(e) => info!(client_id = who, peer = %st.peer, "closed: malformed packet: {e}"),
+        End::Protocol(r, t) => info!(client_id = who, peer = %st.peer, "closed: {t} ({r})"),
+        End::KeepAlive => {
+            info!(client_id = who, peer = %st.peer, "closed: no packet within 1.5 x keep-alive")
+        }
+        End::ConnectTimeout => {
+            info!(peer = %st.peer, "closed: no CONNECT within the connect timeout")
+        }
+        End::Refused(r) => info!(client_id = who, peer = %st.peer, "connection refused: {r}"),
+        End::ClosedByBroker(r) => {
+            info!(client_id = who, peer = %st.peer, "closed by the broker: {r}")
+        }
+        End::Store(e) => info!(client_id = who, peer = %st.peer, "closed: {e}"),
     }
 }
 

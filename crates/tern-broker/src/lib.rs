@@ -493,25 +493,51 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let settings = current(&slot);
-        tokio::spawn(async move {
-            match settings.tls.clone() {
-                Some(tls) => serve_tls(shared.clone(), stream, peer, settings, tls).await,
-                None => serve_tcp(shared.clone(), stream, peer, settings).await,
+        let slot_guard = ConnSlot {
+            shared: shared.clone(),
+            ip: peer.ip(),
+            _permits: (mine, global),
+        };
+        // One spawn per kind of connection, so that each task is only as large as its own
+        // future: a plain MQTT connection, the common idle case, does not carry the space of
+        // a TLS session or a WebSocket handshake.
+        match (settings.tls.clone(), settings.protocol) {
+            (None, Protocol::Mqtt) => {
+                tokio::spawn(async move {
+                    conn::serve(shared, stream, peer, settings, None).await;
+                    drop(slot_guard);
+                });
             }
-            release_address(&shared, peer.ip());
-            drop(mine);
-            drop(global);
-        });
+            (None, Protocol::WebSockets) => {
+                tokio::spawn(async move {
+                    serve_stream(shared, stream, peer, settings, None).await;
+                    drop(slot_guard);
+                });
+            }
+            (Some(tls), _) => {
+                tokio::spawn(async move {
+                    serve_tls(shared, stream, peer, settings, tls).await;
+                    drop(slot_guard);
+                });
+            }
+        }
     }
 }
 
-async fn serve_tcp(
+/// A connection's share of the limits, given back when the connection ends.
+struct ConnSlot {
     shared: Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    settings: Arc<ListenerSettings>,
-) {
-    serve_stream(shared, stream, peer, settings, None).await;
+    ip: IpAddr,
+    _permits: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        release_address(&self.shared, self.ip);
+    }
 }
 
 /// Serves MQTT, or MQTT over WebSockets, on an established (plain or TLS) stream.
@@ -527,20 +553,23 @@ async fn serve_stream<S>(
     match settings.protocol {
         Protocol::Mqtt => conn::serve(shared, stream, peer, settings, username).await,
         Protocol::WebSockets => {
-            let opts = ws::WsOptions {
-                handshake_timeout: shared.settings.connect_timeout,
-                headers_size: shared.settings.websockets_headers_size,
-                ..ws::WsOptions::new(shared.settings.core.max_packet_size)
-            };
-            match ws::accept(stream, &opts).await {
-                Ok(ws) => conn::serve(shared, ws, peer, settings, username).await,
-                Err(e) => info!(%peer, "closed: {e}"),
-            }
+            // Boxed: the WebSocket handshake and stream are large and rare.
+            Box::pin(async move {
+                let opts = ws::WsOptions {
+                    handshake_timeout: shared.settings.connect_timeout,
+                    headers_size: shared.settings.websockets_headers_size,
+                    ..ws::WsOptions::new(shared.settings.core.max_packet_size)
+                };
+                match ws::accept(stream, &opts).await {
+                    Ok(ws) => conn::serve(shared, ws, peer, settings, username).await,
+                    Err(e) => info!(%peer, "closed: {e}"),
+                }
+            })
+            .await
         }
     }
 }
 
-/// Waits for a token of the TLS handshake budget (`tls_handshake_rate` per second).
 /// Takes a slot of the TLS handshake budget (`tls_handshake_rate` per second), waiting for
 /// it if needed. Slots are reserved in arrival order; a connection whose slot is further away
 /// than half the connect timeout is refused at once (false) instead of queueing: its client
