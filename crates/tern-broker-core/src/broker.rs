@@ -7,7 +7,9 @@
 //! [`Broker::drain`]. Every queue is bounded (`max_queued_messages`, `max_queued_bytes`,
 //! `memory_limit`); what does not fit is dropped and counted, never buffered without bound.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::Map;
 use std::sync::Arc;
 
 use slab::Slab;
@@ -126,10 +128,10 @@ struct Target {
 pub struct Broker {
     cfg: CoreConfig,
     sessions: Slab<Session>,
-    by_client_id: HashMap<Arc<str>, usize>,
-    conns: HashMap<ConnId, usize>,
+    by_client_id: Map<Arc<str>, usize>,
+    conns: Map<ConnId, usize>,
     /// Connections the broker detached (takeover); their drivers learn it from `drain`.
-    closed: HashMap<ConnId, ReasonCode>,
+    closed: Map<ConnId, ReasonCode>,
     subs: SubscriptionTree,
     retained: Retained,
     /// (when, session key): delayed wills and session expiry, checked by `tick`.
@@ -157,9 +159,9 @@ impl Broker {
         Self {
             cfg,
             sessions: Slab::new(),
-            by_client_id: HashMap::new(),
-            conns: HashMap::new(),
-            closed: HashMap::new(),
+            by_client_id: Map::default(),
+            conns: Map::default(),
+            closed: Map::default(),
             subs: SubscriptionTree::default(),
             retained: Retained::default(),
             deadlines: BTreeSet::new(),

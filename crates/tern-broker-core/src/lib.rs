@@ -5,6 +5,14 @@
 pub mod auth;
 pub mod broker;
 pub mod config;
+
+/// Hash maps keyed by client ids, topic levels and connection ids: aHash with a random seed
+/// per process (fast, and not open to hash-flooding with chosen topic names as a fixed hash
+/// would be).
+pub type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+/// The set counterpart of [`Map`].
+pub type Set<K> = std::collections::HashSet<K, ahash::RandomState>;
+
 pub mod message;
 pub mod out;
 pub mod persist;

@@ -2,7 +2,9 @@
 //! subscriptions, queued and in-flight messages, QoS 2 receive state, the will — and the
 //! part that exists only while a connection is attached.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::{Map, Set};
 use std::sync::Arc;
 
 use tern_codec::{PacketId, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
@@ -119,13 +121,13 @@ pub struct Session {
     pub expiry: u32,
     pub disconnected_at: Option<Timestamp>,
     /// Filter -> (options as granted, subscription identifier).
-    pub subscriptions: HashMap<Box<str>, (SubscriptionOptions, Option<u32>)>,
+    pub subscriptions: Map<Box<str>, (SubscriptionOptions, Option<u32>)>,
     pub queue: VecDeque<Queued>,
     pub queued_bytes: usize,
     pub inflight: VecDeque<Inflight>,
     pub pids: PacketIds,
     /// QoS 2 messages received and PUBREC'd, awaiting PUBREL (bounded by our receive maximum).
-    pub inbound_qos2: HashSet<u16>,
+    pub inbound_qos2: Set<u16>,
     pub will: Option<PendingWill>,
     /// When the will fires, if the connection has ended and the will is delayed.
     pub will_due: Option<Timestamp>,
@@ -150,12 +152,12 @@ impl Session {
             conn: None,
             expiry: 0,
             disconnected_at: None,
-            subscriptions: HashMap::new(),
+            subscriptions: Map::default(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             inflight: VecDeque::new(),
             pids: PacketIds::default(),
-            inbound_qos2: HashSet::new(),
+            inbound_qos2: Set::default(),
             will: None,
             will_due: None,
             wake_pending: false,

@@ -3,7 +3,7 @@
 //! branches a topic can reach. Shared subscriptions (`$share/group/filter`) hang off the node
 //! of their filter, one group per name, delivered round-robin.
 
-use std::collections::HashMap;
+use crate::Map;
 
 use tern_codec::SubscriptionOptions;
 
@@ -28,7 +28,7 @@ struct Node {
     subs: Vec<Sub>,
     /// Keys into [`SubscriptionTree::groups`].
     groups: Vec<usize>,
-    children: HashMap<Box<str>, Node>,
+    children: Map<Box<str>, Node>,
 }
 
 impl Node {

@@ -26,8 +26,8 @@ const DRAIN_BUDGET: usize = 256;
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Largest read buffer a busy connection grows to (it grows by doubling while reads fill it).
 const MAX_READ_CHUNK: usize = 64 * 1024;
-/// Output gathered by an idle connection is released after the write when it was this small.
-const SMALL_WRITE: usize = 1024;
+/// A connection quiet for this long gives its buffers back.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a connection ended (for the log line).
 #[derive(Debug)]
@@ -113,12 +113,14 @@ async fn serve_in_span<S>(
     };
     let max_packet = shared.max_packet_size();
     let connect_deadline = clock::now() + shared.settings.connect_timeout;
-    // Buffers are allocated while a connection is busy and released when it goes quiet, so an
-    // idle connection costs its task and little else. `read_hint` is how much to read next:
-    // 0 when idle (the read then gets a small chunk), doubling while reads fill the buffer.
+    // Buffers are allocated while a connection is busy and released after it has been quiet
+    // for IDLE_RELEASE, so an idle connection costs its task and little else, and a busy one
+    // does not reallocate per packet. `read_hint` is how much to read next: 0 when idle (the
+    // read then gets a small chunk), doubling while reads fill the buffer.
     let mut rbuf: Vec<u8> = Vec::new();
     let mut read_hint: usize = 0;
     let mut wbuf: Vec<u8> = Vec::new();
+    let mut release_at: Option<tokio::time::Instant> = None;
     let end = loop {
         if !wbuf.is_empty() {
             if let Err(e) = held_until_durable(&shared, &mut st).await {
@@ -128,18 +130,25 @@ async fn serve_in_span<S>(
                 break End::Io(e);
             }
             shared.add_sent(wbuf.len(), std::mem::take(&mut st.packets_out));
-            if wbuf.len() < SMALL_WRITE || wbuf.capacity() > WRITE_HIGH_WATER * 2 {
+            if wbuf.capacity() > WRITE_HIGH_WATER * 2 {
                 wbuf = Vec::new();
             } else {
                 wbuf.clear();
             }
+        }
+        if rbuf.capacity() + wbuf.capacity() + st.outs.capacity() > 0 {
+            release_at = Some(tokio::time::Instant::now() + IDLE_RELEASE);
         }
         let deadline = match (&st.conn, &st.keep_alive) {
             (None, _) => Some(connect_deadline),
             (Some(_), Some(k)) => k.server_deadline(),
             (Some(_), None) => None,
         };
-        let sleep_until = clock::instant_at(deadline.unwrap_or(Timestamp(u64::MAX / 2)));
+        let mut sleep_until = clock::instant_at(deadline.unwrap_or(Timestamp(u64::MAX / 2)));
+        let releasing = matches!(release_at, Some(r) if r < sleep_until);
+        if let Some(r) = release_at.filter(|_| releasing) {
+            sleep_until = r;
+        }
         if read_hint > 0 && rbuf.capacity() - rbuf.len() < read_hint / 2 {
             rbuf.reserve(read_hint);
         }
@@ -165,10 +174,7 @@ async fn serve_in_span<S>(
                             break end;
                         }
                         if rbuf.is_empty() && n < spare {
-                            // Caught up: release the buffer until the next burst.
-                            rbuf = Vec::new();
-                            read_hint = 0;
-                            st.outs = Vec::new();
+                            read_hint = read_hint.min(MAX_READ_CHUNK / 4);
                         }
                     }
                     Err(e) => break End::Io(e),
@@ -182,7 +188,18 @@ async fn serve_in_span<S>(
                     break end;
                 }
             }
-            _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
+            _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() || releasing => {
+                if releasing {
+                    // Quiet for a while: give the buffers back until the next burst.
+                    if rbuf.is_empty() {
+                        rbuf = Vec::new();
+                        read_hint = 0;
+                    }
+                    wbuf = Vec::new();
+                    st.outs = Vec::new();
+                    release_at = None;
+                    continue;
+                }
                 if st.conn.is_some() {
                     if st.version.is_v5() {
                         encode_disconnect(ReasonCode::KeepAliveTimeout, None, &mut wbuf);

@@ -126,7 +126,7 @@ impl Default for ServerSettings {
 #[derive(Debug)]
 pub struct CoreState {
     pub broker: Broker,
-    pub notifies: HashMap<ConnId, Arc<Notify>>,
+    pub notifies: tern_broker_core::Map<ConnId, Arc<Notify>>,
 }
 
 impl CoreState {
@@ -313,7 +313,7 @@ impl Server {
         let shared = Arc::new(Shared {
             core: Mutex::new(CoreState {
                 broker,
-                notifies: HashMap::new(),
+                notifies: tern_broker_core::Map::default(),
             }),
             settings,
             bytes_sent: AtomicU64::new(0),

@@ -65,10 +65,24 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
             .retain(|l| l.addr.is_ipv4() || ipv6_available());
     }
     let local_only = config.listeners.is_empty();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // `threads` (tern option; TERN_THREADS overrides it for experiments).
+    let threads = std::env::var("TERN_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(usize::from(config.threads));
+    let rt = match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("starting the runtime")?;
     rt.block_on(async move {
         let server = Server::bind(settings).await?;
         for l in server.listeners() {

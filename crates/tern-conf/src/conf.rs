@@ -1003,6 +1003,11 @@ pub struct Config {
     /// second across all listeners. Handshakes cost CPU; the cap keeps a reconnect storm from
     /// starving established connections.
     pub tls_handshake_rate: u32,
+    /// tern: `threads N` (default 1, 0 = one per CPU core): worker threads of the broker.
+    /// One thread, like Mosquitto, is the fastest on small machines: the broker's state sits
+    /// behind one lock, so more threads mostly add wake-ups and contention (see
+    /// BENCHMARKS.md); more can help when TLS handshakes or encoding dominate on many cores.
+    pub threads: u16,
 
     /// Deprecations and adjusted values, in file order.
     pub warnings: Vec<Warning>,
@@ -1066,6 +1071,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             max_connections_per_address: 1024,
             tls_handshake_rate: 200,
+            threads: 1,
             warnings: Vec::new(),
         }
     }
@@ -1230,6 +1236,7 @@ const OPTIONS: &[&str] = &[
     "threshold",
     "tls_engine",
     "tls_engine_kpass_sha1",
+    "threads",
     "tls_handshake_rate",
     "tls_keyform",
     "tls_max_fragment_size",
@@ -1902,6 +1909,9 @@ impl<'a> Parser<'a> {
             }
             "tls_handshake_rate" => {
                 self.config.tls_handshake_rate = line.int_as::<u32>(1, 1_000_000)?;
+            }
+            "threads" => {
+                self.config.threads = line.int_as::<u16>(0, 1024)?;
             }
 
             _ => return self.listener_option(ctx, line),
