@@ -1,7 +1,11 @@
 //! The `tern` binary. Maps arguments to library calls and prints; no protocol or broker logic.
 //!
 //! Doc comments on arguments are the `--help` text, written for a terminal, not rustdoc.
-#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
 use clap::Parser;
 
 mod bench;
