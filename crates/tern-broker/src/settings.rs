@@ -197,6 +197,17 @@ fn check_supported(l: &Listener, sec: &Security) -> Result<(), SettingsError> {
 /// Builds the server settings for `c`. `cli_ports` are mosquitto's `-p` ports, used only in
 /// local-only mode (no listener in the file).
 pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
+    build_with(c, cli_ports, true)
+}
+
+/// Like [`build`] for SIGHUP: TLS files are not read here (each listener re-reads its own and
+/// keeps the old ones if the new ones are bad), so a bad certificate cannot block the reload
+/// of the password file, the ACL or the limits.
+pub fn build_for_reload(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
+    build_with(c, cli_ports, false)
+}
+
+fn build_with(c: &Config, cli_ports: &[u16], with_tls: bool) -> Result<Built, SettingsError> {
     let mut warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
     let core = core_config(c);
     let mut loaded = Loaded::default();
@@ -220,7 +231,9 @@ pub fn build(c: &Config, cli_ports: &[u16]) -> Result<Built, SettingsError> {
             ConfProtocol::Websockets => Protocol::WebSockets,
         };
         let mut settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
-        settings.tls = tls_for(l, &mut warnings)?;
+        if with_tls {
+            settings.tls = tls_for(l, &mut warnings)?;
+        }
         for addr in bind_addresses(l)? {
             listeners.push(ListenerSpec {
                 addr,

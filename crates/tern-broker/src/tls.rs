@@ -223,7 +223,39 @@ pub fn process_user() -> String {
         .unwrap_or(uid)
 }
 
+/// A date for log lines, UTC.
+fn date(t: rustls::pki_types::UnixTime) -> String {
+    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(d) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute()
+        ),
+        Err(_) => format!("{secs} (Unix time)"),
+    }
+}
+
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    if path.is_dir() {
+        return Err(TlsError::Content {
+            path: path.display().to_string(),
+            detail: format!(
+                "this {what} path is a directory; point the option at the PEM file itself"
+            ),
+        });
+    }
+    if !path.exists() {
+        return Err(TlsError::Content {
+            path: path.display().to_string(),
+            detail: format!(
+                "the {what} does not exist; fix the path in the configuration, or make the files with `tern pki ca` and `tern pki server`"
+            ),
+        });
+    }
     std::fs::read(path).map_err(|source| TlsError::Read {
         what,
         path: path.display().to_string(),
@@ -304,6 +336,19 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
         || o.certfile.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    if let Some(leaf) = chain.first()
+        && matches!(tern_pki::key_matches(leaf, &key), Ok(false))
+    {
+        // Mosquitto refuses these files too ("key values mismatch"): every handshake would
+        // fail, so stop here (and on reload, keep the files in service).
+        return Err(content(
+            &o.keyfile,
+            format!(
+                "this key does not belong to the certificate in {}; give the key that was made with it, or issue a new pair with `tern pki server`",
+                o.certfile.display()
+            ),
+        ));
+    }
     let warnings =
         tern_pki::server_cert_warnings(&label, &chain, Some(&key), time::OffsetDateTime::now_utc());
 
@@ -449,8 +494,18 @@ pub fn explain(e: &io::Error) -> String {
     match err {
         RustlsError::InvalidCertificate(c) => match c {
             CertificateError::UnknownIssuer => "the client certificate is signed by a CA this listener does not trust (cafile/capath)".to_owned(),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!("the client certificate has expired ({c:?}); issue a new one with tern pki client NAME"),
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!("the client certificate is not valid yet ({c:?}); check the device's clock"),
+            CertificateError::ExpiredContext { time, not_after } => format!(
+                "the client certificate expired on {} (the broker's clock says {}); issue a new one with `tern pki client <device name>`",
+                date(*not_after),
+                date(*time)
+            ),
+            CertificateError::Expired => "the client certificate has expired; issue a new one with `tern pki client <device name>`".to_owned(),
+            CertificateError::NotValidYetContext { time, not_before } => format!(
+                "the client certificate is not valid until {} (the broker's clock says {}); check the clocks of the broker and of the machine that issued it",
+                date(*not_before),
+                date(*time)
+            ),
+            CertificateError::NotValidYet => "the client certificate is not valid yet; check the clocks of the broker and of the machine that issued it".to_owned(),
             CertificateError::Revoked => "the client certificate is revoked (crlfile)".to_owned(),
             CertificateError::BadSignature => "the client certificate's signature is invalid".to_owned(),
             other => format!("the client certificate was refused: {other:?}"),
@@ -467,6 +522,8 @@ pub fn explain(e: &io::Error) -> String {
             AlertDescription::CertificateExpired => "the client says the broker's certificate has expired (or the client's clock is wrong)".to_owned(),
             AlertDescription::ProtocolVersion => "protocol version mismatch: the client and this listener share no TLS version".to_owned(),
             AlertDescription::HandshakeFailure => "the client ended the handshake (no cipher suite or version in common?)".to_owned(),
+            AlertDescription::InternalError => "the client ended the handshake with an internal error; mosquitto_pub/sub and other libmosquitto clients do this when the broker's certificate does not name the host they connected to (check its subjectAltName with tern doctor)".to_owned(),
+            AlertDescription::DecryptError => "the client could not verify the handshake signature: the broker's key does not match its certificate".to_owned(),
             other => format!("the client sent the TLS alert {other:?}"),
         },
         RustlsError::InvalidMessage(m) => format!("the client sent something that is not TLS ({m:?}); is it speaking plain MQTT to a TLS port?"),

@@ -128,7 +128,9 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
                     let built = Config::load(path, &FsLoader)
                         .map_err(|e| e.to_string())
-                        .and_then(|c| settings::build(&c, &ports).map_err(|e| e.to_string()));
+                        .and_then(|c| {
+                            settings::build_for_reload(&c, &ports).map_err(|e| e.to_string())
+                        });
                     match built {
                         Ok(b) => {
                             for w in &b.warnings {
