@@ -1561,21 +1561,37 @@ fn reissue_server(pki: &Pki) -> String {
 fn sighup_serves_the_new_certificate_and_keeps_connected_clients() {
     let pki = Pki::new();
     let (b, port, mut c, old) = reload_setup(&pki);
-    // Reissue, then put the old modification times back so that only the signal can make
-    // the broker notice.
-    let times: Vec<_> = ["server.crt", "server.key"]
-        .iter()
-        .map(|f| std::fs::metadata(pki.path(f)).unwrap().modified().unwrap())
-        .collect();
-    let new = reissue_server(&pki);
+    // A new pair from the same CA, put in place with the old modification times (each file
+    // renamed over the old one after setting its time) so that the file watcher sees no
+    // change and only the signal can make the broker notice.
+    let fresh = pki.dir.path().join("fresh");
+    tern(&[
+        "pki",
+        "server",
+        "--dir",
+        s(&fresh),
+        "--ca-cert",
+        s(&pki.ca()),
+        "--ca-key",
+        s(&pki.path("ca.key")),
+        "--host",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    let new = serial_of_file(pki.dir.path(), &fresh.join("server.crt"));
     assert_ne!(new, old);
-    for (f, t) in ["server.crt", "server.key"].iter().zip(times) {
+    for f in ["server.key", "server.crt"] {
+        let then = std::fs::metadata(pki.path(f)).unwrap().modified().unwrap();
+        let tmp = pki.path(&format!(".{f}.new"));
+        std::fs::copy(fresh.join(f), &tmp).unwrap();
         std::fs::File::options()
             .write(true)
-            .open(pki.path(f))
+            .open(&tmp)
             .unwrap()
-            .set_modified(t)
+            .set_modified(then)
             .unwrap();
+        std::fs::rename(&tmp, pki.path(f)).unwrap();
     }
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
