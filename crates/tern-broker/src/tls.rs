@@ -240,11 +240,18 @@ fn date(t: rustls::pki_types::UnixTime) -> String {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    let option = match what {
+        "key file" => "keyfile",
+        "certificate file" => "certfile",
+        "CA file" => "cafile",
+        "CRL file" => "crlfile",
+        _ => "the option",
+    };
     if path.is_dir() {
         return Err(TlsError::Content {
             path: path.display().to_string(),
             detail: format!(
-                "this {what} path is a directory; point the option at the PEM file itself"
+                "the {what} path is a directory (Is a directory); point {option} at the PEM file itself"
             ),
         });
     }
@@ -252,7 +259,7 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
         return Err(TlsError::Content {
             path: path.display().to_string(),
             detail: format!(
-                "the {what} does not exist; fix the path in the configuration, or make the files with `tern pki ca` and `tern pki server`"
+                "the {what} does not exist (No such file or directory); fix the {option} path, or make the files with `tern pki ca` and `tern pki server`"
             ),
         });
     }
