@@ -115,7 +115,7 @@ impl Default for ServerSettings {
             max_connections: 100_000,
             connect_timeout: Duration::from_secs(10),
             max_connections_per_address: 100_000,
-            tls_handshake_rate: 200,
+            tls_handshake_rate: 1000,
             websockets_headers_size: 1024,
             persistence: None,
         }
@@ -570,6 +570,24 @@ async fn serve_stream<S>(
     }
 }
 
+/// The runtime that runs TLS handshakes: one worker thread beside the broker's own.
+fn handshake_runtime() -> &'static tokio::runtime::Handle {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    static FALLBACK: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    match RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tern-tls")
+            .enable_all()
+            .build()
+            .ok()
+    }) {
+        Some(rt) => rt.handle(),
+        // Could not start a thread: handshakes run on the broker's runtime.
+        None => FALLBACK.get_or_init(tokio::runtime::Handle::current),
+    }
+}
+
 /// Takes a slot of the TLS handshake budget (`tls_handshake_rate` per second), waiting for
 /// it if needed. Slots are reserved in arrival order; a connection whose slot is further away
 /// than half the connect timeout is refused at once (false) instead of queueing: its client
@@ -619,14 +637,22 @@ async fn serve_tls(
         return;
     }
     let tls = tokio_rustls::TlsAcceptor::from(acceptor.config());
-    let stream = match tokio::time::timeout(limit, tls.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    // The handshake's public-key work runs on its own thread, so that a burst of handshakes
+    // (a fleet reconnecting) does not stall message delivery on the broker's thread.
+    let handshake = handshake_runtime()
+        .spawn(async move { tokio::time::timeout(limit, tls.accept(stream)).await });
+    let stream = match handshake.await {
+        Ok(Ok(Ok(s))) => s,
+        Ok(Ok(Err(e))) => {
             info!(%peer, "TLS handshake failed: {}", tls::explain(&e));
             return;
         }
-        Err(_) => {
+        Ok(Err(_)) => {
             info!(%peer, "TLS handshake failed: it did not finish within the connect timeout");
+            return;
+        }
+        Err(e) => {
+            warn!(%peer, "TLS handshake task failed: {e}");
             return;
         }
     };

@@ -999,9 +999,9 @@ pub struct Config {
     /// such limit, and a drop-in replacement must not refuse such a site); lower it on
     /// brokers facing the internet.
     pub max_connections_per_address: u32,
-    /// tern: `tls_handshake_rate N` (default 200, 1..=1000000): TLS handshakes started per
-    /// second across all listeners. Handshakes cost CPU; the cap keeps a reconnect storm from
-    /// starving established connections.
+    /// tern: `tls_handshake_rate N` (default 1000, 1..=1000000): TLS handshakes started per
+    /// second across all listeners. Handshakes cost CPU (they run on their own thread); the
+    /// cap keeps a reconnect storm from starving established connections.
     pub tls_handshake_rate: u32,
     /// tern: `threads N` (default 1, 0 = one per CPU core): worker threads of the broker.
     /// One thread, like Mosquitto, is the fastest on small machines: the broker's state sits
@@ -1070,7 +1070,7 @@ impl Default for Config {
             persistence_sync: true,
             connect_timeout: Duration::from_secs(10),
             max_connections_per_address: 1024,
-            tls_handshake_rate: 200,
+            tls_handshake_rate: 1000,
             threads: 1,
             warnings: Vec::new(),
         }

@@ -83,7 +83,7 @@ fn defaults_match_mosquitto_2_0() {
     assert!(c.persistence_sync);
     assert_eq!(c.connect_timeout, Duration::from_secs(10));
     assert_eq!(c.max_connections_per_address, 1024);
-    assert_eq!(c.tls_handshake_rate, 200);
+    assert_eq!(c.tls_handshake_rate, 1000);
     assert!(c.warnings.is_empty());
 }
 
