@@ -159,7 +159,7 @@ async fn serve_in_span<S>(
                     Ok(0) => break End::PeerClosed,
                     Ok(n) => {
                         st.bytes_in += n as u64;
-                        read_hint = if n >= spare { (read_hint * 2).clamp(2048, MAX_READ_CHUNK) } else { read_hint.min(n.next_power_of_two()) };
+                        read_hint = if n >= spare.max(64) { (read_hint * 2).clamp(2048, MAX_READ_CHUNK) } else { read_hint.min(n.next_power_of_two()) };
                         let ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
                         if let Some(end) = ended {
                             if st.auth_failures > 1 {
