@@ -59,4 +59,6 @@ pub enum AuthResult {
 /// Implementations must compare secrets in constant time.
 pub trait Authenticator: Send + Sync + std::fmt::Debug {
     fn authenticate(&self, username: &str, password: Option<&[u8]>) -> AuthResult;
+    /// True while the user is known (checked for connected clients after a reload).
+    fn user_exists(&self, username: &str) -> bool;
 }

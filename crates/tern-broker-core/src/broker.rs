@@ -63,6 +63,14 @@ impl ListenerLimits {
     }
 }
 
+/// The most topic levels a topic or filter may have, as in Mosquitto (TOPIC_HIERARCHY_LIMIT):
+/// deeper ones are refused, which also bounds the work (and recursion) per message.
+pub const MAX_TOPIC_LEVELS: usize = 200;
+
+fn too_deep(topic: &str) -> bool {
+    topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
+}
+
 /// What the connection driver knows when a CONNECT arrives.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectRequest<'a> {
@@ -74,6 +82,9 @@ pub struct ConnectRequest<'a> {
     pub username: Option<&'a str>,
     /// Replaces the client id (`use_username_as_clientid`).
     pub client_id_override: Option<&'a str>,
+    /// The password file that accepted the user name and password (None: anonymous or a
+    /// certificate identity). Kept so that a reload can disconnect users it no longer has.
+    pub authenticator: Option<&'a Arc<dyn crate::auth::Authenticator>>,
 }
 
 /// A connection the broker accepted.
@@ -201,6 +212,33 @@ impl Broker {
                 s.authz = new.clone();
             }
         }
+    }
+
+    /// Installs a re-read password file (SIGHUP): sessions accepted by `old` now belong to
+    /// `new`, and connected clients whose user name `new` no longer has (or every client of
+    /// `old`, when the listener has no password file any more) are disconnected with 0x87,
+    /// as Mosquitto does. Returns the connections to wake so that they close.
+    pub fn replace_authenticator(
+        &mut self,
+        old: &Arc<dyn crate::auth::Authenticator>,
+        new: Option<&Arc<dyn crate::auth::Authenticator>>,
+    ) -> Vec<ConnId> {
+        let mut closed = Vec::new();
+        for (_, s) in self.sessions.iter_mut() {
+            if !s.authn.as_ref().is_some_and(|a| Arc::ptr_eq(a, old)) {
+                continue;
+            }
+            s.authn = new.cloned();
+            let known = match (new, s.username.as_deref()) {
+                (Some(n), Some(u)) => n.user_exists(u),
+                _ => false,
+            };
+            if !known && let Some(a) = s.conn.as_mut() {
+                a.closing = Some(ReasonCode::NotAuthorized);
+                closed.push(a.id);
+            }
+        }
+        closed
     }
 
     /// Counters, for the drivers to add bytes and packets to.
@@ -374,6 +412,13 @@ impl Broker {
         let receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
         let client_max_packet_size = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
         if let Some(w) = &c.will {
+            if too_deep(w.topic) {
+                return refuse(
+                    out,
+                    ReasonCode::TopicNameInvalid,
+                    "the will topic has more than 200 levels",
+                );
+            }
             if w.qos > req.limits.max_qos {
                 // [MQTT-3.2.2-12] a will QoS above the server's maximum is refused (0x9B).
                 return refuse(
@@ -426,6 +471,7 @@ impl Broker {
             s.will_due = None;
             s.wake_pending = false;
             s.authz = req.limits.authorizer.clone();
+            s.authn = req.authenticator.cloned();
             s.conn = Some(Attached {
                 id: conn,
                 receive_maximum,
@@ -645,6 +691,17 @@ impl Broker {
                 ));
             }
         }
+        if too_deep(&topic) {
+            // Deeper than Mosquitto's limit: refused (5.0: topic name invalid), not routed.
+            self.stats.publish_dropped += 1;
+            let r = if v.is_v5() {
+                ReasonCode::TopicNameInvalid
+            } else {
+                ReasonCode::Success
+            };
+            ack(out, r);
+            return Ok(());
+        }
         if p.payload.len() > self.cfg.message_size_limit {
             // Mosquitto: dropped, but the QoS flow completes; 5.0 gets 0x83.
             self.stats.publish_dropped += 1;
@@ -768,6 +825,10 @@ impl Broker {
         for (filter, opts) in sub.filters.iter() {
             let shared = topic::split_shared(filter);
             let inner = shared.map_or(filter, |(_, f)| f);
+            if too_deep(inner) {
+                codes.push(ReasonCode::TopicFilterInvalid.as_u8());
+                continue;
+            }
             if authz.check_subscribe(who, inner) == SubscribeDecision::Denied {
                 codes.push(ReasonCode::NotAuthorized.as_u8());
                 continue;
@@ -832,7 +893,9 @@ impl Broker {
     ) {
         let mut codes = Vec::new();
         for filter in u.filters.iter() {
-            let existed = self.sessions[key].subscriptions.remove(filter).is_some();
+            // A filter deeper than the limit was never subscribed (and is not walked).
+            let existed =
+                !too_deep(filter) && self.sessions[key].subscriptions.remove(filter).is_some();
             if existed {
                 self.subs.unsubscribe(filter, key);
             }
@@ -1508,7 +1571,19 @@ impl Broker {
             s.queued_bytes -= cost;
             self.total_queued_bytes = self.total_queued_bytes.saturating_sub(cost);
             let expired = q.msg.expired(now);
-            if expired || (max_packet != u32::MAX && publish_size(&q, now) > max_packet as usize) {
+            // Read rights are checked again at delivery: an ACL reloaded since the message was
+            // queued applies to it too.
+            let allowed = s.authz.can_read(
+                Identity {
+                    username: s.username.as_deref(),
+                    client_id: &s.client_id,
+                },
+                &q.msg.topic,
+            );
+            if expired
+                || !allowed
+                || (max_packet != u32::MAX && publish_size(&q, now) > max_packet as usize)
+            {
                 // [MQTT-3.3.2-5] an expired message is not sent; [MQTT-3.1.2-25] one too big
                 // for the client is discarded as if sent.
                 self.stats.publish_dropped += 1;

@@ -115,6 +115,8 @@ pub struct Session {
     pub username: Option<Arc<str>>,
     /// Access decisions for this client (its listener's ACL).
     pub authz: Arc<dyn crate::auth::Authorizer>,
+    /// The password file that accepted this client, if one did.
+    pub authn: Option<Arc<dyn crate::auth::Authenticator>>,
     pub version: ProtocolVersion,
     pub conn: Option<Attached>,
     /// Session expiry interval in seconds ([`EXPIRY_NEVER`] for 3.1.1 persistent sessions).
@@ -148,6 +150,7 @@ impl Session {
             client_id,
             username: None,
             authz: Arc::new(crate::auth::AllowAll),
+            authn: None,
             version,
             conn: None,
             expiry: 0,

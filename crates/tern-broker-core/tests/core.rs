@@ -33,6 +33,7 @@ fn connect_with(
             connect: &c,
             username: None,
             client_id_override: None,
+            authenticator: None,
         },
         &mut out,
     );
@@ -179,6 +180,7 @@ fn persistent_session_queues_qos1_and_redelivers_with_dup() {
                 connect: &c,
                 username: None,
                 client_id_override: None,
+                authenticator: None,
             },
             &mut out,
         )

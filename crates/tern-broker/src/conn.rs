@@ -176,6 +176,11 @@ async fn serve_in_span<S>(
                         if rbuf.is_empty() && n < spare {
                             read_hint = read_hint.min(MAX_READ_CHUNK / 4);
                         }
+                        if n >= 16 * 1024 {
+                            // A big batch (a flooding publisher): let the other connections
+                            // run before reading more, so one client cannot hold the thread.
+                            tokio::task::yield_now().await;
+                        }
                     }
                     Err(e) => break End::Io(e),
                 }
@@ -575,11 +580,16 @@ fn handle_connect(
     };
     let mut outs = Vec::new();
     let mut core = shared.lock();
+    let by_password = match (peer_username, c.username) {
+        (None, Some(_)) => listener.authenticator.as_ref(),
+        _ => None,
+    };
     let req = ConnectRequest {
         limits: &listener.limits,
         connect: c,
         username,
         client_id_override,
+        authenticator: by_password,
     };
     let result = core.broker.connect(now, req, &mut outs);
     match result {

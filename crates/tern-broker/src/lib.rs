@@ -465,11 +465,9 @@ async fn accept_loop(
     let local = Arc::new(Semaphore::new(current(&slot).max_connections.max(1)));
     let mut backoff = Duration::from_millis(5);
     loop {
-        // The caps are taken before accept (mini-redis): at the limit, new connections wait
-        // in the kernel's backlog instead of costing memory here.
-        let Ok(global) = permits.clone().acquire_owned().await else {
-            return;
-        };
+        // The listener's cap is taken before accept (mini-redis): at its limit, new connections
+        // wait in the kernel's backlog instead of costing memory here. The global cap is
+        // taken after accept, so that idle listeners do not each hold a slot of it.
         let Ok(mine) = local.clone().acquire_owned().await else {
             return;
         };
@@ -485,6 +483,10 @@ async fn accept_loop(
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
+        };
+        let Ok(global) = permits.clone().try_acquire_owned() else {
+            info!(%peer, "refused: max_connections (global_max_connections) reached");
+            continue;
         };
         if !reserve_address(&shared, peer.ip()) {
             info!(%peer, "refused: too many connections from this address (max_connections_per_address)");

@@ -18,6 +18,10 @@ impl Authenticator for Passwords {
             _ => AuthResult::BadCredentials,
         }
     }
+
+    fn user_exists(&self, username: &str) -> bool {
+        self.0.get(username).is_some()
+    }
 }
 
 /// `acl_file`.

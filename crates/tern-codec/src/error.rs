@@ -75,6 +75,9 @@ pub enum DecodeError {
     /// or no-local on a shared subscription.
     #[error("invalid subscription options: {0}")]
     BadSubscriptionOptions(&'static str),
+    /// [MQTT-3.8.3-5] reserved bits of a subscription options byte are set: malformed.
+    #[error("reserved bits of the subscription options are set")]
+    ReservedSubscriptionBits,
     /// A reason or return code that is not allowed in this packet.
     #[error("reason code {code:#04x} is not valid in {packet}")]
     BadReasonCode { code: u8, packet: &'static str },
