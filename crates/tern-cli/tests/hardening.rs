@@ -472,7 +472,7 @@ fn inflight_and_queued_message_caps_for_a_slow_connected_client() {
     for pid in pids {
         slow.send(&ack(0x40, pid));
     }
-    for m in slow.msgs_for(Duration::from_millis(1500), 50) {
+    for m in slow.expect_msgs(5, Duration::from_millis(800)) {
         got.push(String::from_utf8_lossy(&m.payload).into_owned());
     }
     assert!(
@@ -502,7 +502,7 @@ fn max_queued_bytes_caps_an_offline_session() {
         p.pub1("qb/t", &payload, false, i + 1);
     }
     let mut s = Client::connected(b.port, &Connect::v311("qb").persistent());
-    let got = s.msgs_for(Duration::from_millis(1500), 20);
+    let got = s.expect_msgs(3, Duration::from_millis(800));
     let firsts: Vec<u8> = got.iter().map(|m| m.payload[0]).collect();
     assert_eq!(firsts, b"012", "exactly the first three fit in 2000 bytes");
 }
@@ -619,7 +619,7 @@ fn memory_limit_refuses_new_publishes_with_0x97() {
     );
     // The session drains: exactly the accepted messages, then the limit is lifted.
     let mut s = Client::connected(b.port, &Connect::v5("ml-sub").persistent());
-    let got = s.msgs_for(Duration::from_secs(5), 10_000);
+    let got = s.expect_msgs(first, Duration::from_millis(800));
     assert_eq!(got.len(), first, "queued messages delivered");
     assert!(got.iter().all(|m| m.payload.len() == PAYLOAD));
     drop(s);
@@ -790,6 +790,18 @@ fn soak_slow_subscribers_bounded_memory_and_drops_counted() {
         second_peak <= first_peak + (first_peak / 10).max(4 * 1024),
         "RSS still growing in the second half: {report}"
     );
+    let dropped = dropped_at_least(port, flood_total);
+    assert!(
+        dropped >= flood_total,
+        "dropped {dropped} for {flood_total} flood messages to {SUBS} full queues"
+    );
+    let t = Instant::now();
+    let mut late = Client::connected(port, &Connect::v311("after-soak"));
+    assert!(late.ping(S) && t.elapsed() < Duration::from_secs(2));
+    drop(slow);
+    assert_healthy(&mut b);
+    // Last, so that the memory and drop checks above are reported on their own (the
+    // live-client checks fail: tests/FINDINGS-security.md, "a flooding publisher").
     let gap = live_times
         .windows(2)
         .map(|w| w[1].duration_since(w[0]))
@@ -808,16 +820,6 @@ fn soak_slow_subscribers_bounded_memory_and_drops_counted() {
     assert!(live_sent >= 30, "the live publisher was served: {live}");
     assert!(gap < Duration::from_secs(2), "{live}");
     assert!(worst_ack < Duration::from_secs(2), "{live}");
-    let dropped = dropped_at_least(port, flood_total);
-    assert!(
-        dropped >= flood_total,
-        "dropped {dropped} for {flood_total} flood messages to {SUBS} full queues"
-    );
-    let t = Instant::now();
-    let mut late = Client::connected(port, &Connect::v311("after-soak"));
-    assert!(late.ping(S) && t.elapsed() < Duration::from_secs(2));
-    drop(slow);
-    assert_healthy(&mut b);
 }
 
 // ----- bad input corpus -----------------------------------------------------------------------
@@ -2051,7 +2053,7 @@ fn long_and_unusual_topics() {
         assert_eq!(m.topic, long.as_bytes());
         let mut late = Client::connected(port, &Connect::new(v5, &format!("late-{v5}")));
         assert_eq!(late.sub("#", 1), [1]);
-        let mut got = late.msgs_for(Duration::from_millis(800), 10);
+        let mut got = late.expect_msgs(2, Duration::from_millis(500));
         got.sort_by_key(|m| m.topic.len());
         assert!(got.iter().all(|m| m.retain));
         let lens: Vec<usize> = got.iter().map(|m| m.topic.len()).collect();

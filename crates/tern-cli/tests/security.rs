@@ -362,7 +362,8 @@ fn passwords_never_appear_in_the_log() {
 
 /// Repeated wrong passwords from one address are answered more and more slowly (the
 /// broker waits on purpose before the CONNACK): the 5th refusal takes noticeably longer
-/// than the 1st. The delay is bounded generously: at least 0.5 s more. It is still a proper
+/// than the 1st. The delay is bounded generously: at least 0.4 s more (tern waits 200 ms
+/// per recent failure, so 1 s for the 5th), and under 4 s. It is still a proper
 /// refusal (code 4), and the right password still gets in afterwards.
 #[test]
 fn repeated_auth_failures_from_one_address_are_slowed() {
@@ -383,7 +384,7 @@ fn repeated_auth_failures_from_one_address_are_slowed() {
         took.push(t);
     }
     assert!(
-        took[4] >= took[0] + Duration::from_millis(500),
+        took[4] >= took[0] + Duration::from_millis(400),
         "5th refusal should wait noticeably longer than the 1st: {took:?}"
     );
     assert!(took[4] < Duration::from_secs(4), "bounded delay: {took:?}");
@@ -468,7 +469,7 @@ fn acl_lines_before_first_user_apply_to_anonymous_clients() {
         assert_eq!(topics(&[bob.next_msg(S).unwrap()]), ["anon/out"]);
         let rc = anon.pub1("public/x", b"denied", false, 3);
         assert_eq!(rc, if v5 { 0x87 } else { 0 });
-        let seen = topics(&spy.msgs_for(QUIET, 10));
+        let seen = topics(&spy.expect_msgs(2, QUIET));
         assert_eq!(seen, ["public/news", "anon/out"], "v5={v5}");
         // A named user does not get the anonymous lines.
         let mut alice = Client::connected(b.port, &user(v5, &format!("al-{v5}"), "alice"));
@@ -495,7 +496,7 @@ fn acl_patterns_with_client_id_and_username() {
         assert_eq!(carol.pub1("c/dev2/t", b"3", false, 3), deny);
         assert_eq!(carol.pub1("u/alice/t", b"4", false, 4), deny);
         assert_eq!(
-            topics(&spy.msgs_for(QUIET, 10)),
+            topics(&spy.expect_msgs(2, QUIET)),
             ["c/dev1/t", "u/carol/t"],
             "v5={v5}"
         );
@@ -526,9 +527,9 @@ fn acl_deny_wins() {
         let mut admin = Client::connected(b.port, &user(v5, &format!("ad-{v5}"), "admin"));
         admin.pub1("home/alice/secret", b"s", false, 1);
         admin.pub1("home/alice/open", b"o", false, 2);
-        assert_eq!(topics(&alice.msgs_for(QUIET, 10)), ["home/alice/open"]);
+        assert_eq!(topics(&alice.expect_msgs(1, QUIET)), ["home/alice/open"]);
         assert_eq!(
-            topics(&bob.msgs_for(QUIET, 10)),
+            topics(&bob.expect_msgs(2, QUIET)),
             ["home/alice/secret", "home/alice/open"]
         );
         let rc = alice.pub1("home/alice/secret", b"mine", false, 3);
@@ -561,12 +562,12 @@ fn acl_nothing_allowed_without_a_grant() {
         admin.pub1("home/y", b"y", false, 3);
         admin.pub1(&format!("c/ca-{v5}/z"), b"z", false, 4);
         assert_eq!(
-            topics(&carol.msgs_for(QUIET, 10)),
+            topics(&carol.expect_msgs(1, QUIET)),
             [format!("c/ca-{v5}/z")],
             "v5={v5}"
         );
         assert_eq!(
-            topics(&spy.msgs_for(QUIET, 10)),
+            topics(&spy.expect_msgs(2, QUIET)),
             ["home/y".to_owned(), format!("c/ca-{v5}/z")]
         );
     }
@@ -609,7 +610,7 @@ fn acl_denied_publish_codes_at_every_qos() {
         }
         assert!(bob.ping(S), "the publisher stays connected");
         assert_eq!(bob.pub1("bob/ok", b"ok", false, 3), 0);
-        assert_eq!(topics(&spy.msgs_for(QUIET, 10)), ["bob/ok"], "v5={v5}");
+        assert_eq!(topics(&spy.expect_msgs(1, QUIET)), ["bob/ok"], "v5={v5}");
     }
 }
 
@@ -653,7 +654,7 @@ fn acl_checked_on_retained_messages_set_by_clients() {
     let mut check = Client::connected(b.port, &user(true, "chk", "admin"));
     assert_eq!(check.sub("#", 1), [1]);
     let mut got: Vec<(String, String)> = check
-        .msgs_for(QUIET, 10)
+        .expect_msgs(2, QUIET)
         .iter()
         .map(|m| {
             assert!(m.retain);
@@ -701,7 +702,7 @@ fn acl_subscribe_codes_and_narrowed_wildcard() {
         for t in ["home/x", "anon/y", "other/z", "bob/w", "public/p"] {
             admin.pub1(t, b"m", false, 1);
         }
-        let got = topics(&bob.msgs_for(Duration::from_millis(2500), 20));
+        let got = topics(&bob.expect_msgs(3, Duration::from_millis(1500)));
         assert_eq!(got, ["home/x", "anon/y", "bob/w"], "v5={v5}");
     }
 }
@@ -718,10 +719,10 @@ fn acl_checked_on_delivery_of_retained_messages() {
     for v5 in [false, true] {
         let mut alice = Client::connected(b.port, &user(v5, &format!("al-{v5}"), "alice"));
         assert_eq!(alice.sub("home/alice/#", 1), [1]);
-        assert_eq!(topics(&alice.msgs_for(QUIET, 10)), ["home/alice/open"]);
+        assert_eq!(topics(&alice.expect_msgs(1, QUIET)), ["home/alice/open"]);
         let mut bob = Client::connected(b.port, &user(v5, &format!("bob-{v5}"), "bob"));
         assert_eq!(bob.sub("#", 1), [1]);
-        let mut got = topics(&bob.msgs_for(QUIET, 10));
+        let mut got = topics(&bob.expect_msgs(2, QUIET));
         got.sort();
         assert_eq!(got, ["home/alice/open", "home/alice/secret"]);
     }
@@ -742,7 +743,7 @@ fn acl_checked_on_delivery_of_queued_messages() {
         admin.pub1("home/q1", b"1", false, 1);
         admin.pub1("other/q2", b"2", false, 2);
         let mut bob = Client::connected(b.port, &user(v5, &id, "bob").persistent());
-        assert_eq!(topics(&bob.msgs_for(QUIET, 10)), ["home/q1"], "v5={v5}");
+        assert_eq!(topics(&bob.expect_msgs(1, QUIET)), ["home/q1"], "v5={v5}");
     }
 }
 
@@ -861,7 +862,7 @@ fn sighup_read_right_removed_stops_delivery_without_reconnect() {
         .unwrap();
         hup(&b);
         admin.pub1("news/2", b"after", false, 2);
-        assert_eq!(topics(&alice.msgs_for(QUIET, 10)), ["news/2"]);
+        assert_eq!(topics(&alice.expect_msgs(1, QUIET)), ["news/2"]);
         assert!(bob.msgs_for(QUIET, 10).is_empty(), "bob lost read, v5={v5}");
         assert!(bob.ping(S), "bob is still connected");
     }
@@ -890,7 +891,7 @@ fn sighup_write_right_removed_refuses_next_publish() {
         assert_eq!(bob.pub1("t/bob", b"2", false, 2), if v5 { 0x87 } else { 0 });
         assert_eq!(alice.pub1("t/alice", b"3", false, 3), 0);
         let got: Vec<_> = spy
-            .msgs_for(QUIET, 10)
+            .expect_msgs(2, QUIET)
             .into_iter()
             .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
             .collect();

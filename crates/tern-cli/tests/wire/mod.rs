@@ -483,6 +483,15 @@ impl Client {
         out
     }
 
+    /// Waits (up to 10 s) until `n` messages arrived, then collects any more that arrive
+    /// within `quiet`: the expected ones are not missed on a slow machine, and extra ones
+    /// are still seen.
+    pub fn expect_msgs(&mut self, n: usize, quiet: Duration) -> Vec<Msg> {
+        let mut out = self.msgs_for(Duration::from_secs(10), n);
+        out.extend(self.msgs_for(quiet, 1000));
+        out
+    }
+
     /// PUBLISH at QoS 0 (no answer expected).
     pub fn pub0(&mut self, topic: &str, payload: &[u8]) {
         self.send(&publish(
