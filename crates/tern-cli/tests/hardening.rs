@@ -7,6 +7,8 @@
 //! Every client is on loopback; every loop is bounded in count and time; every process is
 //! killed when dropped. Where tern and the specification disagree the test keeps the
 //! expected behaviour and the difference is listed in tests/FINDINGS-security.md.
+//! Normative ids are MQTT 5.0's unless a comment says 3.1.1; numbers without brackets are
+//! section numbers of the 5.0 specification.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clients;
@@ -511,8 +513,8 @@ fn max_queued_bytes_caps_an_offline_session() {
 
 /// A declared remaining length of 268,435,455 bytes (the protocol maximum) is refused as
 /// soon as the fixed header arrives, without the body being sent: 5.0 gets DISCONNECT 0x95
-/// [MQTT-3.2.2-15 (the server's Maximum Packet Size)], 3.1.1 and a not-yet-connected client
-/// are closed. 100 such connections do not grow the broker's memory.
+/// (3.2.2.3.6: over the Maximum Packet Size the server announced, [MQTT-3.2.2-15]), 3.1.1
+/// and a not-yet-connected client are closed. 100 such connections do not grow the broker's memory.
 #[test]
 fn huge_declared_remaining_length_refused_before_buffering() {
     let mut b = anon("max_connections_per_address 1000\n");
@@ -1012,8 +1014,8 @@ const SURROGATE: &[u8] = &[b'a', 0xED, 0xA0, 0x80];
 /// flags [MQTT-2.1.3-1] or reserved flag [MQTT-3.1.2-3], inconsistent will flags
 /// [MQTT-3.1.2-11] [MQTT-3.1.2-13] (3.1.2.6: will QoS 3), a password without a user name in
 /// 3.1.1 [MQTT-3.1.2-22], bad UTF-8 or U+0000 in the client id, user name, will topic or
-/// a user property [MQTT-1.5.4-1] [MQTT-1.5.4-2], a wildcard in the will topic
-/// [MQTT-3.3.2-2], bad 5.0 properties (receive maximum 0 (3.1.2.11.3), maximum packet size
+/// a user property [MQTT-1.5.4-1] [MQTT-1.5.4-2], a wildcard in the will topic (3.1.3.3,
+/// [MQTT-3.3.2-2]), bad 5.0 properties (receive maximum 0 (3.1.2.11.3), maximum packet size
 /// 0 (3.1.2.11.4), duplicates, properties not allowed in CONNECT or in the will, unknown
 /// ones, request problem/response information 2, authentication data without a method
 /// (3.1.2.11.10)), trailing bytes, a huge or 5-byte remaining length. Every one is closed
@@ -1405,7 +1407,7 @@ fn corpus_bad_strings() {
 /// property block running past the packet (2.2.2.2: Malformed Packet, 0x81); topic alias 0
 /// (3.3.2.3.4) and subscription identifier 0 (3.8.2.1.2) (0x82); session expiry in
 /// DISCONNECT after 0 at CONNECT [MQTT-3.14.2-2] (0x82). Two user properties are allowed
-/// [MQTT-3.3.2-17]: PUBACK 0x10 (no subscribers).
+/// (3.3.2.3.7: it may appear multiple times): PUBACK 0x10 (no subscribers).
 #[test]
 fn corpus_properties() {
     const MAL: &[u8] = &[0x81];
@@ -1620,12 +1622,12 @@ fn corpus_topic_filters() {
 /// Protocol violations after CONNECT: a second CONNECT [MQTT-3.1.0-2]; packets only a server
 /// sends (CONNACK, SUBACK, UNSUBACK, PINGRESP); AUTH when no method was agreed
 /// [MQTT-4.12.0-7] (4.12: 0x82); more unacknowledged QoS 2 PUBLISH than the receive
-/// maximum [MQTT-3.3.4-9] (0x93); packet identifier 0 [MQTT-2.2.1-3]; SUBSCRIBE /
+/// maximum [MQTT-3.3.4-7] (3.3.4: 0x93); packet identifier 0 [MQTT-2.2.1-3]; SUBSCRIBE /
 /// UNSUBSCRIBE without filters [MQTT-3.8.3-2] [MQTT-3.10.3-2]; subscription options with
 /// reserved bits [MQTT-3.8.3-5] (Malformed), QoS 3 or retain handling 3 (3.8.3.1: Protocol
 /// Error) and no-local on a shared subscription [MQTT-3.8.3-4]; remaining length too big
 /// (0x95), not minimal [MQTT-1.5.5-1] or too short for the fields (0x81). PUBREL and PUBREC
-/// for unknown ids get PUBCOMP / PUBREL 0x92 in 5.0 (3.6.2.1, 3.5.2.1) and the connection
+/// for unknown ids get PUBCOMP / PUBREL 0x92 in 5.0 (3.7.2.1, 3.6.2.1) and the connection
 /// stays; PUBACK / PUBCOMP for unknown ids are ignored.
 #[test]
 fn corpus_protocol_violations() {
