@@ -884,16 +884,26 @@ fn both(name: &str, f: impl Fn(bool) -> Vec<u8>, expect: Expect) -> Vec<Case> {
         .collect()
 }
 
-fn check_case(cl: &mut Client, c: &Case) -> Result<(), String> {
+/// Checks one case; `Ok` describes what the broker did (printed by `run_corpus`).
+fn check_case(cl: &mut Client, c: &Case) -> Result<String, String> {
     let show = |ps: &[Vec<u8>]| ps.iter().map(|p| hex(p)).collect::<Vec<_>>().join(" | ");
+    let closed = |ps: &[Vec<u8>]| {
+        if ps.is_empty() {
+            "closed".to_owned()
+        } else {
+            format!("sent [{}], closed", show(ps))
+        }
+    };
     let wait = Duration::from_secs(4);
     match &c.expect {
         Expect::Reason(rs) | Expect::ReasonOrClose(rs) => {
             let ps = cl.wait_close(wait).ok_or("still open after 4 s")?;
             let plain_close_ok = matches!(c.expect, Expect::ReasonOrClose(_)) || !c.v5;
             match ps.as_slice() {
-                [] if plain_close_ok => Ok(()),
-                [p] if c.v5 && disconnect_reason(p).is_some_and(|r| rs.contains(&r)) => Ok(()),
+                [] if plain_close_ok => Ok(closed(&ps)),
+                [p] if c.v5 && disconnect_reason(p).is_some_and(|r| rs.contains(&r)) => {
+                    Ok(closed(&ps))
+                }
                 _ if !c.v5 => Err(format!("3.1.1 must just be closed, got {}", show(&ps))),
                 _ => Err(format!(
                     "expected DISCONNECT {rs:02x?} then close, got [{}] then close",
@@ -911,15 +921,15 @@ fn check_case(cl: &mut Client, c: &Case) -> Result<(), String> {
                 }
             };
             match ps.as_slice() {
-                [] => Ok(()),
-                [p] if p[0] == 0x20 && ok_code(p[3]) => Ok(()),
+                [] => Ok(closed(&ps)),
+                [p] if p[0] == 0x20 && ok_code(p[3]) => Ok(closed(&ps)),
                 _ => Err(format!("expected a refusal, got [{}]", show(&ps))),
             }
         }
         Expect::Close => {
             let ps = cl.wait_close(wait).ok_or("still open after 4 s")?;
             if ps.is_empty() {
-                Ok(())
+                Ok(closed(&ps))
             } else {
                 Err(format!("expected a plain close, got [{}]", show(&ps)))
             }
@@ -927,7 +937,7 @@ fn check_case(cl: &mut Client, c: &Case) -> Result<(), String> {
         Expect::Reply(want) => match cl.recv_within(Duration::from_secs(3)) {
             Got::Packet(p) if &p == want => {
                 if cl.ping(Duration::from_secs(3)) {
-                    Ok(())
+                    Ok(format!("replied {}, still open", hex(&p)))
                 } else {
                     Err("replied correctly but then closed".into())
                 }
@@ -936,7 +946,7 @@ fn check_case(cl: &mut Client, c: &Case) -> Result<(), String> {
         },
         Expect::Open => {
             if cl.ping(Duration::from_secs(3)) {
-                Ok(())
+                Ok("no reply, still open".to_owned())
             } else {
                 Err("expected to stay open (PINGRESP)".into())
             }
@@ -944,7 +954,9 @@ fn check_case(cl: &mut Client, c: &Case) -> Result<(), String> {
         Expect::EndsWith(r) => {
             let ps = cl.wait_close(wait).ok_or("still open after 4 s")?;
             match ps.last() {
-                Some(p) if disconnect_reason(p) == Some(*r) => Ok(()),
+                Some(p) if disconnect_reason(p) == Some(*r) => {
+                    Ok(format!("{} packets, then {}, closed", ps.len() - 1, hex(p)))
+                }
                 _ => Err(format!(
                     "expected a final DISCONNECT {r:#04x}, got [{}]",
                     show(&ps)
@@ -974,18 +986,19 @@ fn run_corpus(cases: Vec<Case>) {
             }
         }
         cl.send(&c.bytes);
-        if let Err(e) = check_case(&mut cl, c) {
-            failures.push(format!(
-                "{} [{}, {}]: sent {}: {e}",
-                c.name,
-                if c.v5 { "5.0" } else { "3.1.1" },
-                if c.connected {
-                    "after CONNECT"
-                } else {
-                    "before CONNECT"
-                },
-                hex(&c.bytes)
-            ));
+        let label = format!(
+            "{} [{}, {}]",
+            c.name,
+            if c.v5 { "5.0" } else { "3.1.1" },
+            if c.connected {
+                "after CONNECT"
+            } else {
+                "before CONNECT"
+            },
+        );
+        match check_case(&mut cl, c) {
+            Ok(what) => eprintln!("ok: {label}: {what}"),
+            Err(e) => failures.push(format!("{label}: sent {}: {e}", hex(&c.bytes))),
         }
         if !sentinel.ok() {
             failures.push(format!(
