@@ -255,6 +255,7 @@ impl ReloadHandle {
             cfg.persistence = self.shared.store.is_some();
             core.broker.set_config(cfg);
             self.shared.persist(&mut core);
+            let mut to_close = Vec::new();
             for (slot, spec) in self.slots.iter().zip(new.listeners) {
                 let old = current(slot);
                 let mut next = spec.settings;
@@ -262,7 +263,22 @@ impl ReloadHandle {
                 next.tls = old.tls.clone();
                 core.broker
                     .replace_authorizer(&old.limits.authorizer, &next.limits.authorizer);
+                if let Some(a) = &old.authenticator {
+                    to_close.extend(
+                        core.broker
+                            .replace_authenticator(a, next.authenticator.as_ref()),
+                    );
+                }
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+            }
+            if !to_close.is_empty() {
+                info!(
+                    count = to_close.len(),
+                    "disconnecting clients whose user is no longer in the password file"
+                );
+            }
+            for n in core.notifies_for(&to_close) {
+                n.notify_one();
             }
         }
         let mut seen: Vec<Arc<tls::TlsAcceptor>> = Vec::new();

@@ -108,14 +108,40 @@ fn waits_then_connects(port: u16, id: &str, free: impl FnOnce()) {
     );
 }
 
-/// `global_max_connections 2` (one listener): a third client waits until one of the two
-/// leaves, then is served; the connected ones keep working.
+/// Over the global cap a connection is accepted and closed at once, as Mosquitto does (so
+/// the client can retry with its backoff instead of hanging); once a slot is free a new
+/// connection is served.
+fn refused_then_connects(port: u16, id: &str, free: impl FnOnce()) {
+    let mut c = Client::tcp(port, false);
+    c.send(&Connect::v311(id).bytes());
+    let got = c.recv_within(Duration::from_millis(1500));
+    assert!(
+        matches!(got, Got::Reset | Got::Closed),
+        "{id}: over the cap, closed at once: {got:?}"
+    );
+    free();
+    let deadline = Instant::now() + S;
+    loop {
+        let (_c, got) = Client::open(port, &Connect::v311(id));
+        if got == Got::Packet(vec![0x20, 2, 0, 0]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id}: no CONNACK after a slot was freed: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `global_max_connections 2` (one listener): a third client is refused at once while the
+/// two are connected, and served after one of them leaves; the connected ones keep working.
 #[test]
-fn global_max_connections_third_client_waits_for_a_free_slot() {
+fn global_max_connections_third_client_refused_until_a_slot_is_free() {
     let b = anon("global_max_connections 2\n");
     let mut c1 = Client::connected(b.port, &Connect::v311("g1"));
     let mut c2 = Client::connected(b.port, &Connect::v311("g2"));
-    waits_then_connects(b.port, "g3", || {
+    refused_then_connects(b.port, "g3", || {
         c1.send(&[0xE0, 0]);
     });
     assert!(c2.ping(S));
@@ -123,7 +149,7 @@ fn global_max_connections_third_client_waits_for_a_free_slot() {
 
 /// `global_max_connections 3` across two listeners: three clients on the first listener
 /// are served (the cap counts connections, wherever they are), a fourth on the second
-/// listener waits until one of them leaves, and the connected ones keep working.
+/// listener is refused until one of them leaves, and the connected ones keep working.
 #[test]
 fn global_max_connections_counts_connections_on_all_listeners() {
     let (p1, p2) = (free_port(), free_port());
@@ -138,7 +164,7 @@ fn global_max_connections_counts_connections_on_all_listeners() {
         Got::Packet(vec![0x20, 2, 0, 0]),
         "3rd connection with global_max_connections 3 (2 open, both on listener 1)"
     );
-    waits_then_connects(p2, "g4", || {
+    refused_then_connects(p2, "g4", || {
         c1.send(&[0xE0, 0]);
     });
     assert!(c2.ping(S) && c3.ping(S));

@@ -154,9 +154,12 @@ impl SubscriptionOptions {
     pub(crate) fn decode(b: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         if version.is_v5() {
             if b & 0xC0 != 0 {
-                return Err(DecodeError::BadSubscriptionOptions(
-                    "reserved bits 6-7 are set",
-                ));
+                // [MQTT-3.8.3-5] reserved bits set: a malformed packet.
+                return Err(DecodeError::ReservedSubscriptionBits);
+            }
+            if b & 0x03 == 3 {
+                // 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3".
+                return Err(DecodeError::BadSubscriptionOptions("maximum QoS is 3"));
             }
             let retain_handling = match (b >> 4) & 0x03 {
                 0 => RetainHandling::SendAtSubscribe,
@@ -173,9 +176,7 @@ impl SubscriptionOptions {
         } else {
             // [MQTT-3-8.3-4] 3.1.1: the upper six bits are reserved.
             if b & 0xFC != 0 {
-                return Err(DecodeError::BadSubscriptionOptions(
-                    "reserved bits 2-7 are set",
-                ));
+                return Err(DecodeError::ReservedSubscriptionBits);
             }
             Ok(Self::qos(QoS::from_u8(b & 0x03, "requested QoS")?))
         }
