@@ -85,6 +85,21 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
     .context("starting the runtime")?;
     rt.block_on(async move {
         let server = Server::bind(settings).await?;
+        // Signal handlers are installed before the listening lines are printed: whoever
+        // waits for those lines may signal at once, and an unhandled SIGHUP or SIGTERM would
+        // kill the process instead of reloading or shutting down cleanly.
+        #[cfg(unix)]
+        let signals = {
+            use tokio::signal::unix::{SignalKind, signal};
+            (
+                signal(SignalKind::hangup()).ok(),
+                signal(SignalKind::user_defined1()).ok(),
+                signal(SignalKind::terminate()).ok(),
+                signal(SignalKind::interrupt()).ok(),
+            )
+        };
+        #[cfg(unix)]
+        let (hup, usr1, term, int) = signals;
         for l in server.listeners() {
             println!(
                 "tern: listening on {} ({}{}), anonymous access {}",
@@ -113,9 +128,7 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
             let handle = server.reload_handle();
             let ports = args.port.clone();
             tokio::spawn(async move {
-                let Ok(mut hup) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                else {
+                let Some(mut hup) = hup else {
                     return;
                 };
                 while hup.recv().await.is_some() {
@@ -149,9 +162,7 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
         if let Some(store) = server.shared().store().cloned() {
             // SIGUSR1 writes the persistence store now, as in Mosquitto.
             tokio::spawn(async move {
-                let Ok(mut usr1) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-                else {
+                let Some(mut usr1) = usr1 else {
                     return;
                 };
                 while usr1.recv().await.is_some() {
@@ -164,7 +175,13 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
                 }
             });
         }
-        server.run(shutdown_signal(), Duration::from_secs(5)).await;
+        #[cfg(unix)]
+        let stop = shutdown_signal(term, int);
+        #[cfg(not(unix))]
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        server.run(stop, Duration::from_secs(5)).await;
         anyhow::Ok(())
     })?;
     Ok(0)
@@ -174,27 +191,21 @@ fn ipv6_available() -> bool {
     std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => {}
-                    _ = i.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+/// Resolves on SIGINT or SIGTERM (handlers installed by the caller).
+#[cfg(unix)]
+async fn shutdown_signal(
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+) {
+    match (term, int) {
+        (Some(mut t), Some(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
