@@ -160,7 +160,13 @@ async fn serve_in_span<S>(
                     Ok(n) => {
                         st.bytes_in += n as u64;
                         read_hint = if n >= spare.max(64) { (read_hint * 2).clamp(2048, MAX_READ_CHUNK) } else { read_hint.min(n.next_power_of_two()) };
-                        let ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                        let mut ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                        while ended.is_none() && has_complete_packet(&rbuf, max_packet) {
+                            // More than one batch was read: let the other connections run
+                            // between batches, so one busy client cannot hold the thread.
+                            tokio::task::yield_now().await;
+                            ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                        }
                         if let Some(end) = ended {
                             if st.auth_failures > 1 {
                                 // Repeated wrong passwords from this address: each new
@@ -177,8 +183,8 @@ async fn serve_in_span<S>(
                             read_hint = read_hint.min(MAX_READ_CHUNK / 4);
                         }
                         if n >= 16 * 1024 {
-                            // A big batch (a flooding publisher): let the other connections
-                            // run before reading more, so one client cannot hold the thread.
+                            // A big read (a flooding publisher): let the other connections
+                            // run before reading more.
                             tokio::task::yield_now().await;
                         }
                     }
@@ -360,6 +366,19 @@ fn out_name(o: &Out) -> &'static str {
 /// Decodes every complete packet in `rbuf` and handles them under one lock. Returns `Some`
 /// when the connection must end.
 #[allow(clippy::too_many_arguments)]
+/// Packets handled per turn of a connection (the rest wait in its buffer until the other
+/// connections have had theirs).
+const BATCH_PACKETS: usize = 64;
+
+/// True when `rbuf` starts with a whole packet (or with bytes that are already an error).
+fn has_complete_packet(rbuf: &[u8], max_packet: u32) -> bool {
+    match frame(rbuf, max_packet) {
+        Ok(Some(f)) => rbuf.len() >= f.total_len(),
+        Ok(None) => false,
+        Err(_) => true,
+    }
+}
+
 fn process_input(
     shared: &Shared,
     listener: &ListenerSettings,
@@ -375,7 +394,9 @@ fn process_input(
     let mut end = None;
     let mut woken = Vec::new();
     let mut core: Option<crate::CoreGuard<'_>> = None;
-    while off < rbuf.len() {
+    let mut handled = 0;
+    while off < rbuf.len() && handled < BATCH_PACKETS {
+        handled += 1;
         let f = match frame(&rbuf[off..], max_packet) {
             Ok(Some(f)) => f,
             Ok(None) => break,

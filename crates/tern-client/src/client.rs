@@ -380,15 +380,23 @@ fn random_client_id() -> String {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// Milliseconds since the Unix epoch, advanced by a monotonic clock.
+/// Milliseconds since the Unix epoch, advanced by a monotonic clock: the [`Timestamp`]s the
+/// sans-IO state machines take, and the tokio instants to sleep until.
 #[derive(Debug)]
-struct Clock {
+pub struct Clock {
     start: Instant,
     epoch_ms: u64,
 }
 
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock {
-    fn new() -> Self {
+    /// A clock starting now.
+    pub fn new() -> Self {
         let epoch_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -399,12 +407,14 @@ impl Clock {
         }
     }
 
-    fn now(&self) -> Timestamp {
+    /// Now.
+    pub fn now(&self) -> Timestamp {
         let e = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         Timestamp(self.epoch_ms.saturating_add(e))
     }
 
-    fn instant(&self, t: Timestamp) -> Instant {
+    /// The instant at which `t` is reached.
+    pub fn instant(&self, t: Timestamp) -> Instant {
         self.start + Duration::from_millis(t.0.saturating_sub(self.epoch_ms))
     }
 }
@@ -818,7 +828,8 @@ impl Driver {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+/// Sleeps until `deadline`, or forever when there is none (for `select!` arms).
+pub async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,

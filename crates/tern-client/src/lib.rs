@@ -29,7 +29,10 @@ mod error;
 pub mod tls;
 pub mod x509;
 
-pub use client::{Backoff, Client, ClientHandle, ClientOptions, ConnectInfo, Event, PublishHandle};
+pub use client::{
+    Backoff, Client, ClientHandle, ClientOptions, Clock, ConnectInfo, Event, PublishHandle,
+    sleep_until,
+};
 pub use error::{CertError, ClientError};
 pub use tls::{Pin, TlsOptions, TlsVersion};
 

@@ -9,15 +9,13 @@
 //! contain protocol logic (that is tern-proto's) nor retry policy (that is the device's).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use tern_client::{ClientError, ClientOptions};
-use tern_proto::Timestamp;
 use tern_proto::client::{ClientConn, Event};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 /// Bytes read from the socket at a time (commands are small; longer packets are assembled
 /// by the `ClientConn`, up to its `max_packet_size`).
@@ -26,35 +24,8 @@ const READ_CHUNK: usize = 1024;
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// Milliseconds since the Unix epoch, advanced by a monotonic clock (one for the process).
-#[derive(Debug)]
-pub struct Clock {
-    start: Instant,
-    epoch_ms: u64,
-}
-
-impl Clock {
-    pub fn new() -> Self {
-        let epoch_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        Self {
-            start: Instant::now(),
-            epoch_ms,
-        }
-    }
-
-    pub fn now(&self) -> Timestamp {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Timestamp(self.epoch_ms.saturating_add(ms))
-    }
-
-    /// The instant at which `t` is reached.
-    pub fn instant(&self, t: Timestamp) -> Instant {
-        self.start + Duration::from_millis(t.0.saturating_sub(self.epoch_ms))
-    }
-}
+pub use tern_client::Clock;
+use tern_client::sleep_until;
 
 /// Where and how every device connects; built once.
 #[derive(Debug)]
@@ -235,16 +206,10 @@ fn is_tls_error(e: &std::io::Error) -> bool {
     e.get_ref().is_some_and(|i| i.is::<rustls::Error>())
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tern_proto::Timestamp;
 
     #[test]
     fn clock_round_trip() {
