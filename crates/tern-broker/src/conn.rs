@@ -365,7 +365,6 @@ fn out_name(o: &Out) -> &'static str {
 
 /// Decodes every complete packet in `rbuf` and handles them under one lock. Returns `Some`
 /// when the connection must end.
-#[allow(clippy::too_many_arguments)]
 /// Packets handled per turn of a connection (the rest wait in its buffer until the other
 /// connections have had theirs).
 const BATCH_PACKETS: usize = 64;
@@ -379,6 +378,7 @@ fn has_complete_packet(rbuf: &[u8], max_packet: u32) -> bool {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process_input(
     shared: &Shared,
     listener: &ListenerSettings,
