@@ -6,14 +6,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tern_broker_core::{AuthResult, ConnId, ConnectRequest, Drain, Flow, Out};
 use tern_codec::{DecodeError, Packet, ProtocolVersion, ReasonCode, decode_body, frame};
 use tern_proto::alias::AliasError;
 use tern_proto::{InboundAliases, KeepAlive, Timestamp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
 use tracing::{debug, info};
 
 use crate::clock;
@@ -52,7 +54,7 @@ struct State {
     encoder: Option<Encoder>,
     aliases: InboundAliases,
     keep_alive: Option<KeepAlive>,
-    notify: Arc<Notify>,
+    wake: Arc<Wake>,
     outs: Vec<Out>,
     packets_in: u64,
     bytes_in: u64,
@@ -63,16 +65,93 @@ struct State {
     hold: Option<u64>,
 }
 
+/// A connection's wake-up: set by whoever queues something for it (another connection's
+/// publish, the ticker, shutdown). Like `tokio::sync::Notify::notify_one`, a wake-up given
+/// while nobody waits is kept for the next wait; unlike it, waiting needs no space in the
+/// waiter (a parked connection's task is only a few words).
+#[derive(Debug, Default)]
+pub struct Wake {
+    flag: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Wake {
+    /// Wakes the connection, or leaves the wake-up for its next wait.
+    pub fn notify_one(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flag.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A wake-up between the check and the registration is not lost.
+        if self.flag.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    async fn woken(&self) {
+        std::future::poll_fn(|cx| self.poll_woken(cx)).await;
+    }
+}
+
+/// A stream whose connection can be parked while idle: input can be awaited on it without a
+/// read buffer and without the task that serves busy connections.
+pub trait Park {
+    /// Whether this kind of stream can be parked; one that cannot keeps its task while idle.
+    const PARKS: bool;
+    /// Ready when the stream may have input, or an error to read. Registers the task for
+    /// the stream's next input, like a read would.
+    fn poll_input(&self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+impl Park for tokio::net::TcpStream {
+    const PARKS: bool = true;
+    fn poll_input(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_read_ready(cx).map(|_| ())
+    }
+}
+
+impl Park for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    const PARKS: bool = true;
+    fn poll_input(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // rustls holds no unread plaintext here: a connection parks only after its last
+        // read found nothing, and its pending output was flushed first.
+        self.get_ref().0.poll_read_ready(cx).map(|_| ())
+    }
+}
+
+/// What a connection owns between packets. Boxed, so that it moves between the task that
+/// serves it while it is busy and the small task that waits for it while it is parked.
+struct Conn<S> {
+    shared: Arc<Shared>,
+    stream: S,
+    listener: Arc<ListenerSettings>,
+    peer_username: Option<String>,
+    st: State,
+    connect_deadline: Timestamp,
+    span: tracing::Span,
+    /// The connection's share of the limits, given back when it ends.
+    _slot: Option<crate::ConnSlot>,
+}
+
 /// Serves one connection until it ends. `peer_username` is a TLS certificate identity when
-/// `use_identity_as_username` / `use_subject_as_username` applies.
+/// `use_identity_as_username` / `use_subject_as_username` applies; `slot` is released when
+/// the connection ends.
 pub async fn serve<S>(
     shared: Arc<Shared>,
     stream: S,
     peer: SocketAddr,
     listener: Arc<ListenerSettings>,
     peer_username: Option<String>,
+    slot: Option<crate::ConnSlot>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
 {
     use tracing::Instrument;
     // `.instrument`, not `span.enter()`: an entered span held across `.await` leaks into
@@ -81,49 +160,137 @@ pub async fn serve<S>(
     // enabled span keeps its formatted fields for the connection's life); the info lines
     // below name the peer and client themselves.
     let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
-    serve_in_span(shared, stream, peer, listener, peer_username)
-        .instrument(span)
-        .await;
+    let connect_deadline = clock::now() + shared.settings.connect_timeout;
+    let c = Box::new(Conn {
+        shared,
+        stream,
+        listener,
+        peer_username,
+        st: State {
+            peer,
+            conn: None,
+            client_id: None,
+            version: ProtocolVersion::V311,
+            encoder: None,
+            aliases: InboundAliases::new(0),
+            keep_alive: None,
+            wake: Arc::new(Wake::default()),
+            outs: Vec::new(),
+            packets_in: 0,
+            bytes_in: 0,
+            packets_out: 0,
+            auth_failures: 0,
+            hold: None,
+        },
+        connect_deadline,
+        span: span.clone(),
+        _slot: slot,
+    });
+    if let Some(c) = serve_busy(c).instrument(span).await {
+        park(c);
+    }
 }
 
-async fn serve_in_span<S>(
-    shared: Arc<Shared>,
-    mut stream: S,
-    peer: SocketAddr,
-    listener: Arc<ListenerSettings>,
-    peer_username: Option<String>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
+/// Serves a connection that was parked and has input or a wake-up again, in a task of its own.
+fn resume<S>(c: Box<Conn<S>>)
+where
+    S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
 {
-    let mut st = State {
-        peer,
-        conn: None,
-        client_id: None,
-        version: ProtocolVersion::V311,
-        encoder: None,
-        aliases: InboundAliases::new(0),
-        keep_alive: None,
-        notify: Arc::new(Notify::new()),
-        outs: Vec::new(),
-        packets_in: 0,
-        bytes_in: 0,
-        packets_out: 0,
-        auth_failures: 0,
-        hold: None,
-    };
+    use tracing::Instrument;
+    let span = c.span.clone();
+    tokio::spawn(
+        async move {
+            if let Some(c) = serve_busy(c).await {
+                park(c);
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// Parks an idle connection: its busy task has ended, and a task of a few words waits for
+/// input, a wake-up or its keep-alive deadline (kept by the ticker), then resumes it. An idle
+/// connection so costs its state and little else.
+fn park<S>(c: Box<Conn<S>>)
+where
+    S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
+{
+    let shared = c.shared.clone();
+    let id = c.st.conn;
+    if let (Some(id), Some(deadline)) = (
+        id,
+        c.st.keep_alive.as_ref().and_then(|k| k.server_deadline()),
+    ) {
+        shared.park_deadline(id, deadline, c.st.wake.clone());
+    }
+    tokio::spawn(async move {
+        let c = Parked(Some(c)).await;
+        if let Some(id) = id {
+            c.shared.unpark(id);
+        }
+        resume(c);
+    });
+}
+
+/// Waits for a parked connection's input or wake-up.
+struct Parked<S>(Option<Box<Conn<S>>>);
+
+impl<S: Park + Unpin> std::future::Future for Parked<S> {
+    type Output = Box<Conn<S>>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Box<Conn<S>>> {
+        let Some(c) = self.0.as_ref() else {
+            return Poll::Pending;
+        };
+        let woken = c.st.wake.poll_woken(cx).is_ready();
+        let input = c.stream.poll_input(cx).is_ready();
+        if !(woken || input) {
+            return Poll::Pending;
+        }
+        match self.0.take() {
+            Some(c) => {
+                if woken {
+                    // The busy task takes the wake-up over.
+                    c.st.wake.notify_one();
+                }
+                Poll::Ready(c)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Serves a connection while it is busy. Returns it when it has been quiet long enough to be
+/// parked, `None` when it has ended.
+async fn serve_busy<S>(mut c: Box<Conn<S>>) -> Option<Box<Conn<S>>>
+where
+    S: AsyncRead + AsyncWrite + Park + Unpin,
+{
+    let Conn {
+        shared,
+        stream,
+        listener,
+        peer_username,
+        st,
+        connect_deadline,
+        ..
+    } = &mut *c;
+    let connect_deadline = *connect_deadline;
+    let peer = st.peer;
     let max_packet = shared.max_packet_size();
-    let connect_deadline = clock::now() + shared.settings.connect_timeout;
     // Buffers are allocated while a connection is busy and released after it has been quiet
-    // for IDLE_RELEASE, so an idle connection costs its task and little else, and a busy one
-    // does not reallocate per packet. `read_hint` is how much to read next: 0 when idle (the
-    // read then gets a small chunk), doubling while reads fill the buffer.
+    // for IDLE_RELEASE (then it parks), so an idle connection costs its state and little
+    // else, and a busy one does not reallocate per packet. `read_hint` is how much to read
+    // next: 0 when idle (the read then gets a small chunk), doubling while reads fill the
+    // buffer.
     let mut rbuf: Vec<u8> = Vec::new();
     let mut read_hint: usize = 0;
     let mut wbuf: Vec<u8> = Vec::new();
     let mut release_at: Option<tokio::time::Instant> = None;
+    let mut connecting = st.conn.is_none();
     let end = loop {
         if !wbuf.is_empty() {
-            if let Err(e) = held_until_durable(&shared, &mut st).await {
+            if let Err(e) = held_until_durable(shared, st).await {
                 break End::Store(e);
             }
             if let Err(e) = stream.write_all(&wbuf).await {
@@ -136,7 +303,22 @@ async fn serve_in_span<S>(
                 wbuf.clear();
             }
         }
-        if rbuf.capacity() + wbuf.capacity() + st.outs.capacity() > 0 {
+        if connecting && st.conn.is_some() {
+            connecting = false;
+            // Just connected, and nothing more read yet: most clients now wait, so park at
+            // once. A storm of connections then costs parked connections, not busy tasks;
+            // a client that goes on sending is resumed by its next packet.
+            if S::PARKS && rbuf.is_empty() && st.hold.is_none() {
+                if let Err(e) = stream.flush().await {
+                    break End::Io(e);
+                }
+                return Some(c);
+            }
+        }
+        // A connection that could park but has nothing to release (woken for nothing) still
+        // counts down to parking.
+        let parkable = S::PARKS && st.conn.is_some() && release_at.is_none();
+        if rbuf.capacity() + wbuf.capacity() + st.outs.capacity() > 0 || parkable {
             release_at = Some(tokio::time::Instant::now() + IDLE_RELEASE);
         }
         let deadline = match (&st.conn, &st.keep_alive) {
@@ -160,12 +342,12 @@ async fn serve_in_span<S>(
                     Ok(n) => {
                         st.bytes_in += n as u64;
                         read_hint = if n >= spare.max(64) { (read_hint * 2).clamp(2048, MAX_READ_CHUNK) } else { read_hint.min(n.next_power_of_two()) };
-                        let mut ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                        let mut ended = process_input(shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
                         while ended.is_none() && has_complete_packet(&rbuf, max_packet) {
                             // More than one batch was read: let the other connections run
                             // between batches, so one busy client cannot hold the thread.
                             tokio::task::yield_now().await;
-                            ended = process_input(&shared, &listener, &mut st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                            ended = process_input(shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
                         }
                         if let Some(end) = ended {
                             if st.auth_failures > 1 {
@@ -174,7 +356,7 @@ async fn serve_in_span<S>(
                                 tokio::time::sleep(auth_delay(st.auth_failures)).await;
                             }
                             // Send what was produced (CONNACK refusal, DISCONNECT) first.
-                            if held_until_durable(&shared, &mut st).await.is_ok() {
+                            if held_until_durable(shared, st).await.is_ok() {
                                 let _ = stream.write_all(&wbuf).await;
                             }
                             break end;
@@ -191,9 +373,9 @@ async fn serve_in_span<S>(
                     Err(e) => break End::Io(e),
                 }
             }
-            _ = st.notify.notified(), if st.conn.is_some() => {
-                if let Some(end) = drain_own(&shared, &mut st, &mut wbuf) {
-                    if held_until_durable(&shared, &mut st).await.is_ok() {
+            _ = st.wake.woken(), if st.conn.is_some() => {
+                if let Some(end) = drain_own(shared, st, &mut wbuf) {
+                    if held_until_durable(shared, st).await.is_ok() {
                         let _ = stream.write_all(&wbuf).await;
                     }
                     break end;
@@ -201,14 +383,22 @@ async fn serve_in_span<S>(
             }
             _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() || releasing => {
                 if releasing {
-                    // Quiet for a while: give the buffers back until the next burst.
-                    if rbuf.is_empty() {
-                        rbuf = Vec::new();
-                        read_hint = 0;
-                    }
+                    // Quiet for a while: give the buffers back until the next burst, and
+                    // park if nothing is half done.
                     wbuf = Vec::new();
                     st.outs = Vec::new();
                     release_at = None;
+                    if rbuf.is_empty() {
+                        if S::PARKS && st.conn.is_some() && st.hold.is_none() {
+                            // Whatever the stream still buffers (TLS records) goes out first.
+                            if let Err(e) = stream.flush().await {
+                                break End::Io(e);
+                            }
+                            return Some(c);
+                        }
+                        rbuf = Vec::new();
+                        read_hint = 0;
+                    }
                     continue;
                 }
                 if st.conn.is_some() {
@@ -223,7 +413,8 @@ async fn serve_in_span<S>(
         }
     };
     let _ = stream.shutdown().await;
-    finish(&shared, &st, end);
+    finish(shared, st, end);
+    None
 }
 
 /// Waits until the store batch the pending output depends on is committed.
@@ -313,7 +504,7 @@ fn drain_own(shared: &Shared, st: &mut State, wbuf: &mut Vec<u8>) -> Option<End>
     match result {
         Drain::More => {
             // More is waiting: come back after this write.
-            st.notify.notify_one();
+            st.wake.notify_one();
             None
         }
         Drain::Idle => None,
@@ -617,7 +808,7 @@ fn handle_connect(
         Ok(acc) => {
             let seq = shared.persist(&mut core);
             hold_for(st, seq);
-            core.notifies.insert(acc.conn, st.notify.clone());
+            core.notifies.insert(acc.conn, st.wake.clone());
             let mut woken = Vec::new();
             core.broker.take_wakeups(&mut woken);
             let to_wake = core.notifies_for(&woken);

@@ -20,6 +20,8 @@ use std::time::Duration;
 use tern_broker_core::{Authenticator, Broker, ConnId, CoreConfig, ListenerLimits};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
+
+use crate::conn::Wake;
 use tracing::{debug, info, warn};
 
 /// Errors starting the server.
@@ -126,12 +128,12 @@ impl Default for ServerSettings {
 #[derive(Debug)]
 pub struct CoreState {
     pub broker: Broker,
-    pub notifies: tern_broker_core::Map<ConnId, Arc<Notify>>,
+    pub notifies: tern_broker_core::Map<ConnId, Arc<Wake>>,
 }
 
 impl CoreState {
     /// The wake-up handles for `ids` (to notify after releasing the lock).
-    pub fn notifies_for(&self, ids: &[ConnId]) -> Vec<Arc<Notify>> {
+    pub fn notifies_for(&self, ids: &[ConnId]) -> Vec<Arc<Wake>> {
         ids.iter()
             .filter_map(|id| self.notifies.get(id).cloned())
             .collect()
@@ -154,6 +156,9 @@ pub struct Shared {
     handshakes: Mutex<(f64, std::time::Instant)>,
     /// The persistence store (`persistence true`).
     store: Option<tern_store::Store>,
+    /// Parked connections with a keep-alive: when each is due, and its wake-up (the ticker
+    /// wakes those past due, which then close themselves).
+    parked: Mutex<HashMap<ConnId, (tern_proto::Timestamp, Arc<Wake>)>>,
 }
 
 impl Shared {
@@ -191,6 +196,37 @@ impl Shared {
 
     fn max_packet_size(&self) -> u32 {
         self.settings.core.max_packet_size
+    }
+
+    /// Keeps a parked connection's keep-alive deadline.
+    fn park_deadline(&self, id: ConnId, due: tern_proto::Timestamp, wake: Arc<Wake>) {
+        let mut m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(id, (due, wake));
+    }
+
+    /// Forgets a connection's parked deadline (it is busy again).
+    fn unpark(&self, id: ConnId) {
+        let mut m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&id);
+    }
+
+    /// Wakes the parked connections whose keep-alive has run out (they then close).
+    fn wake_parked_due(&self, now: tern_proto::Timestamp) {
+        let due: Vec<Arc<Wake>> = {
+            let mut m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            let mut due = Vec::new();
+            m.retain(|_, (at, w)| {
+                let keep = *at > now;
+                if !keep {
+                    due.push(w.clone());
+                }
+                keep
+            });
+            due
+        };
+        for w in due {
+            w.notify_one();
+        }
     }
 
     fn add_sent(&self, bytes: usize, packets: u64) {
@@ -339,6 +375,7 @@ impl Server {
             shutdown: Notify::new(),
             handshakes: Mutex::new((0.0, std::time::Instant::now())),
             store,
+            parked: Mutex::new(HashMap::new()),
         });
         Ok(Server { shared, listeners })
     }
@@ -521,29 +558,30 @@ async fn accept_loop(
         // a TLS session or a WebSocket handshake.
         match (settings.tls.clone(), settings.protocol) {
             (None, Protocol::Mqtt) => {
-                tokio::spawn(async move {
-                    conn::serve(shared, stream, peer, settings, None).await;
-                    drop(slot_guard);
-                });
+                tokio::spawn(conn::serve(
+                    shared,
+                    stream,
+                    peer,
+                    settings,
+                    None,
+                    Some(slot_guard),
+                ));
             }
             (None, Protocol::WebSockets) => {
-                tokio::spawn(async move {
-                    serve_stream(shared, stream, peer, settings, None).await;
-                    drop(slot_guard);
-                });
+                tokio::spawn(serve_stream(
+                    shared, stream, peer, settings, None, slot_guard,
+                ));
             }
             (Some(tls), _) => {
-                tokio::spawn(async move {
-                    serve_tls(shared, stream, peer, settings, tls).await;
-                    drop(slot_guard);
-                });
+                tokio::spawn(serve_tls(shared, stream, peer, settings, tls, slot_guard));
             }
         }
     }
 }
 
 /// A connection's share of the limits, given back when the connection ends.
-struct ConnSlot {
+#[derive(Debug)]
+pub struct ConnSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
     _permits: (
@@ -565,11 +603,12 @@ async fn serve_stream<S>(
     peer: SocketAddr,
     settings: Arc<ListenerSettings>,
     username: Option<String>,
+    slot: ConnSlot,
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + conn::Park + Unpin + Send + 'static,
 {
     match settings.protocol {
-        Protocol::Mqtt => conn::serve(shared, stream, peer, settings, username).await,
+        Protocol::Mqtt => conn::serve(shared, stream, peer, settings, username, Some(slot)).await,
         Protocol::WebSockets => {
             // Boxed: the WebSocket handshake and stream are large and rare.
             Box::pin(async move {
@@ -579,7 +618,7 @@ async fn serve_stream<S>(
                     ..ws::WsOptions::new(shared.settings.core.max_packet_size)
                 };
                 match ws::accept(stream, &opts).await {
-                    Ok(ws) => conn::serve(shared, ws, peer, settings, username).await,
+                    Ok(ws) => conn::serve(shared, ws, peer, settings, username, Some(slot)).await,
                     Err(e) => info!(%peer, "closed: {e}"),
                 }
             })
@@ -638,6 +677,7 @@ async fn serve_tls(
     peer: SocketAddr,
     settings: Arc<ListenerSettings>,
     acceptor: Arc<tls::TlsAcceptor>,
+    slot: ConnSlot,
 ) {
     let limit = shared.settings.connect_timeout;
     // Plain MQTT on a TLS port: a CONNECT starts with 0x10, a TLS record with 0x16.
@@ -688,7 +728,7 @@ async fn serve_tls(
             return;
         }
     }
-    serve_stream(shared, stream, peer, settings, username).await;
+    serve_stream(shared, stream, peer, settings, username, slot).await;
 }
 
 /// Reloads TLS files that changed on disk (checked every two seconds). A bad new file keeps
@@ -755,6 +795,7 @@ async fn ticker(shared: Arc<Shared>) {
         for n in wake {
             n.notify_one();
         }
+        shared.wake_parked_due(now);
         let until = next.map_or(now.plus_secs(1), |n| n.min(now.plus_secs(1)));
         tokio::time::sleep_until(clock::instant_at(until)).await;
     }

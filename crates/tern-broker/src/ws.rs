@@ -365,6 +365,14 @@ fn handshake_error(e: tungstenite::Error, limit: usize, plain_mqtt: bool) -> WsE
     WsError::Handshake(e)
 }
 
+impl<S> crate::conn::Park for WsStream<S> {
+    // Frames may sit half-read in the WebSocket layer: a WebSocket connection keeps its task.
+    const PARKS: bool = false;
+    fn poll_input(&self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
+    }
+}
+
 /// An upgraded WebSocket connection carrying MQTT, read and written as a byte stream.
 ///
 /// Reads return the payloads of binary messages in order; pings are answered, pongs
@@ -1111,7 +1119,7 @@ mod tests {
         let driver = tokio::spawn(async move {
             let ws = accept(server_io, &opts).await.unwrap();
             let peer = "127.0.0.1:1".parse().unwrap();
-            crate::conn::serve(shared, ws, peer, listener, None).await;
+            crate::conn::serve(shared, ws, peer, listener, None, None).await;
         });
         let (mut client, _) = tokio_tungstenite::client_async(request(Some("mqtt")), client_io)
             .await

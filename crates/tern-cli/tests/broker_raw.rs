@@ -170,3 +170,48 @@ fn pingreq_gets_pingresp() {
     c.send(&[0xC0, 0]);
     assert_eq!(c.recv(), Some(vec![0xD0, 0]));
 }
+
+/// An idle connection parks (right after CONNACK, and again after it has been quiet for two
+/// seconds and given its buffers back): it must still receive what is published to it and
+/// answer what it is sent.
+#[test]
+fn idle_connection_still_receives_and_answers() {
+    let b = Broker::start();
+    let mut sub = Raw::connect(b.port);
+    sub.connect_v311("idle-sub");
+    // SUBSCRIBE "idle/t" QoS 0.
+    sub.send(&[0x82, 11, 0, 1, 0, 6, b'i', b'd', b'l', b'e', b'/', b't', 0]);
+    assert_eq!(sub.recv(), Some(vec![0x90, 3, 0, 1, 0]));
+    // Quiet for longer than the broker's idle release (2 s).
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    let mut publ = Raw::connect(b.port);
+    publ.connect_v311("idle-pub");
+    let publish = [0x30, 9, 0, 6, b'i', b'd', b'l', b'e', b'/', b't', b'x'];
+    publ.send(&publish);
+    assert_eq!(sub.recv(), Some(publish.to_vec()));
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    sub.send(&[0xC0, 0]);
+    assert_eq!(sub.recv(), Some(vec![0xD0, 0]));
+}
+
+/// A parked connection's keep-alive still runs out: silent for 1.5 x its keep-alive of 1 s,
+/// it is closed [MQTT-3.1.2-24].
+#[test]
+fn parked_connection_is_closed_after_its_keep_alive() {
+    let b = Broker::start();
+    let mut c = Raw::connect(b.port);
+    let mut p = vec![0x10, 0];
+    p.extend([0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 1, 0, 4]);
+    p.extend(b"ka-1");
+    p[1] = (p.len() - 2) as u8;
+    c.send(&p);
+    assert_eq!(c.recv(), Some(vec![0x20, 2, 0, 0]));
+    let start = std::time::Instant::now();
+    assert!(c.closed(), "a silent client must be disconnected");
+    let waited = start.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(1400)
+            && waited < std::time::Duration::from_secs(4),
+        "closed after {waited:?}, expected about 1.5 s (keep-alive 1 s)"
+    );
+}
