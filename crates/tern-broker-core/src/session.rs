@@ -2,9 +2,8 @@
 //! subscriptions, queued and in-flight messages, QoS 2 receive state, the will — and the
 //! part that exists only while a connection is attached.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::{Map, Set};
 use std::sync::Arc;
 
 use tern_codec::{PacketId, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
@@ -123,13 +122,15 @@ pub struct Session {
     pub expiry: u32,
     pub disconnected_at: Option<Timestamp>,
     /// Filter -> (options as granted, subscription identifier).
-    pub subscriptions: Map<Box<str>, (SubscriptionOptions, Option<u32>)>,
+    /// A B-tree, not a hash map: no per-map hasher state, so a session with few
+    /// subscriptions (the common case) stays small.
+    pub subscriptions: BTreeMap<Box<str>, (SubscriptionOptions, Option<u32>)>,
     pub queue: VecDeque<Queued>,
     pub queued_bytes: usize,
     pub inflight: VecDeque<Inflight>,
     pub pids: PacketIds,
     /// QoS 2 messages received and PUBREC'd, awaiting PUBREL (bounded by our receive maximum).
-    pub inbound_qos2: Set<u16>,
+    pub inbound_qos2: BTreeSet<u16>,
     pub will: Option<PendingWill>,
     /// When the will fires, if the connection has ended and the will is delayed.
     pub will_due: Option<Timestamp>,
@@ -155,12 +156,12 @@ impl Session {
             conn: None,
             expiry: 0,
             disconnected_at: None,
-            subscriptions: Map::default(),
+            subscriptions: BTreeMap::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             inflight: VecDeque::new(),
             pids: PacketIds::default(),
-            inbound_qos2: Set::default(),
+            inbound_qos2: BTreeSet::new(),
             will: None,
             will_due: None,
             wake_pending: false,

@@ -5,12 +5,12 @@
 //! stream (TCP, TLS, WebSocket).
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use tern_broker_core::{AuthResult, ConnId, ConnectRequest, Drain, Flow, Out};
 use tern_codec::{DecodeError, Packet, ProtocolVersion, ReasonCode, decode_body, frame};
 use tern_proto::alias::AliasError;
@@ -20,6 +20,7 @@ use tracing::{debug, info};
 
 use crate::clock;
 use crate::encode::{Encoder, encode_connack, encode_disconnect};
+use crate::park::Wake;
 use crate::{ListenerSettings, Shared};
 
 /// Messages moved per lock acquisition when draining a session queue.
@@ -65,64 +66,140 @@ struct State {
     hold: Option<u64>,
 }
 
-/// A connection's wake-up: set by whoever queues something for it (another connection's
-/// publish, the ticker, shutdown). Like `tokio::sync::Notify::notify_one`, a wake-up given
-/// while nobody waits is kept for the next wait; unlike it, waiting needs no space in the
-/// waiter (a parked connection's task is only a few words).
-#[derive(Debug, Default)]
-pub struct Wake {
-    flag: AtomicBool,
-    waker: AtomicWaker,
+/// The TCP socket under a connection: registered with tokio while the connection is busy,
+/// a plain socket in the lot's epoll set while it is parked.
+#[derive(Debug)]
+pub enum Tcp {
+    Live(tokio::net::TcpStream),
+    Parked(std::net::TcpStream),
+    /// The socket was lost while moving between the two (the connection ends).
+    Gone,
 }
 
-impl Wake {
-    /// Wakes the connection, or leaves the wake-up for its next wait.
-    pub fn notify_one(&self) {
-        self.flag.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.flag.swap(false, Ordering::AcqRel) {
-            return Poll::Ready(());
-        }
-        self.waker.register(cx.waker());
-        // A wake-up between the check and the registration is not lost.
-        if self.flag.swap(false, Ordering::AcqRel) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+impl Tcp {
+    fn live(&mut self) -> std::io::Result<&mut tokio::net::TcpStream> {
+        match self {
+            Tcp::Live(s) => Ok(s),
+            _ => Err(std::io::Error::other("the connection is parked")),
         }
     }
 
-    async fn woken(&self) {
-        std::future::poll_fn(|cx| self.poll_woken(cx)).await;
+    /// Takes the socket out of tokio's reactor.
+    fn park_socket(&mut self) -> std::io::Result<RawFd> {
+        match std::mem::replace(self, Tcp::Gone) {
+            Tcp::Live(s) => {
+                let s = s.into_std()?;
+                let fd = s.as_raw_fd();
+                *self = Tcp::Parked(s);
+                Ok(fd)
+            }
+            other => {
+                *self = other;
+                Err(std::io::Error::other("the connection is not busy"))
+            }
+        }
+    }
+
+    /// Puts the socket back into tokio's reactor.
+    fn unpark_socket(&mut self) -> std::io::Result<()> {
+        match std::mem::replace(self, Tcp::Gone) {
+            Tcp::Parked(s) => {
+                *self = Tcp::Live(tokio::net::TcpStream::from_std(s)?);
+                Ok(())
+            }
+            Tcp::Live(s) => {
+                *self = Tcp::Live(s);
+                Ok(())
+            }
+            Tcp::Gone => Err(std::io::Error::other("the connection's socket was lost")),
+        }
     }
 }
 
-/// A stream whose connection can be parked while idle: input can be awaited on it without a
-/// read buffer and without the task that serves busy connections.
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut().live() {
+            Ok(s) => Pin::new(s).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut().live() {
+            Ok(s) => Pin::new(s).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut().live() {
+            Ok(s) => Pin::new(s).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut().live() {
+            Ok(s) => Pin::new(s).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut().live() {
+            Ok(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+}
+
+/// A stream whose connection can be parked while idle (see [`crate::park`]).
 pub trait Park {
     /// Whether this kind of stream can be parked; one that cannot keeps its task while idle.
     const PARKS: bool;
-    /// Ready when the stream may have input, or an error to read. Registers the task for
-    /// the stream's next input, like a read would.
-    fn poll_input(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// The socket under the stream.
+    fn tcp(&mut self) -> Option<&mut Tcp>;
 }
 
-impl Park for tokio::net::TcpStream {
+impl Park for Tcp {
     const PARKS: bool = true;
-    fn poll_input(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_read_ready(cx).map(|_| ())
+    fn tcp(&mut self) -> Option<&mut Tcp> {
+        Some(self)
     }
 }
 
-impl Park for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+impl Park for tokio_rustls::server::TlsStream<Tcp> {
+    // rustls holds no unread plaintext when a connection parks: it parks only after its last
+    // read found nothing, and its pending output is flushed first.
     const PARKS: bool = true;
-    fn poll_input(&self, cx: &mut Context<'_>) -> Poll<()> {
-        // rustls holds no unread plaintext here: a connection parks only after its last
-        // read found nothing, and its pending output was flushed first.
-        self.get_ref().0.poll_read_ready(cx).map(|_| ())
+    fn tcp(&mut self) -> Option<&mut Tcp> {
+        Some(self.get_mut().0)
+    }
+}
+
+impl Park for tokio::net::TcpStream {
+    // Only the WebSocket path serves a bare TcpStream.
+    const PARKS: bool = false;
+    fn tcp(&mut self) -> Option<&mut Tcp> {
+        None
     }
 }
 
@@ -135,7 +212,9 @@ struct Conn<S> {
     peer_username: Option<String>,
     st: State,
     connect_deadline: Timestamp,
-    span: tracing::Span,
+    /// The connection's span, kept only when it is enabled (debug logging): a disabled span
+    /// is still 40 bytes.
+    span: Option<Box<tracing::Span>>,
     /// The connection's share of the limits, given back when it ends.
     _slot: Option<crate::ConnSlot>,
 }
@@ -161,6 +240,7 @@ pub async fn serve<S>(
     // below name the peer and client themselves.
     let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
     let connect_deadline = clock::now() + shared.settings.connect_timeout;
+    let wake = Arc::new(Wake::new(shared.lot.clone()));
     let c = Box::new(Conn {
         shared,
         stream,
@@ -174,7 +254,7 @@ pub async fn serve<S>(
             encoder: None,
             aliases: InboundAliases::new(0),
             keep_alive: None,
-            wake: Arc::new(Wake::default()),
+            wake,
             outs: Vec::new(),
             packets_in: 0,
             bytes_in: 0,
@@ -183,7 +263,7 @@ pub async fn serve<S>(
             hold: None,
         },
         connect_deadline,
-        span: span.clone(),
+        span: (!span.is_disabled()).then(|| Box::new(span.clone())),
         _slot: slot,
     });
     if let Some(c) = serve_busy(c).instrument(span).await {
@@ -191,13 +271,48 @@ pub async fn serve<S>(
     }
 }
 
-/// Serves a connection that was parked and has input or a wake-up again, in a task of its own.
+/// Parks an idle connection (its busy task is ending): its socket leaves tokio's reactor for
+/// the lot, which resumes it on input, a wake-up or its keep-alive deadline.
+fn park<S>(mut c: Box<Conn<S>>)
+where
+    S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
+{
+    let Some(lot) = c.shared.lot.clone() else {
+        return resume(c);
+    };
+    let fd = match c.stream.tcp().map(|t| t.park_socket()) {
+        Some(Ok(fd)) => fd,
+        None => return resume(c),
+        Some(Err(e)) => return finish(&c.shared, &c.st, End::Io(e)),
+    };
+    let due = c.st.keep_alive.as_ref().and_then(|k| k.server_deadline());
+    let wake = c.st.wake.clone();
+    lot.park(c, fd, due, wake);
+}
+
+impl<S> crate::park::Resume for Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
+{
+    fn resume(mut self: Box<Self>) {
+        if let Some(Err(e)) = self.stream.tcp().map(|t| t.unpark_socket()) {
+            return finish(&self.shared, &self.st, End::Io(e));
+        }
+        resume(self);
+    }
+}
+
+/// Serves a connection in a task of its own until it ends or parks again.
 fn resume<S>(c: Box<Conn<S>>)
 where
     S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
 {
     use tracing::Instrument;
-    let span = c.span.clone();
+    let span = c
+        .span
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(tracing::Span::none);
     tokio::spawn(
         async move {
             if let Some(c) = serve_busy(c).await {
@@ -206,58 +321,6 @@ where
         }
         .instrument(span),
     );
-}
-
-/// Parks an idle connection: its busy task has ended, and a task of a few words waits for
-/// input, a wake-up or its keep-alive deadline (kept by the ticker), then resumes it. An idle
-/// connection so costs its state and little else.
-fn park<S>(c: Box<Conn<S>>)
-where
-    S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
-{
-    let shared = c.shared.clone();
-    let id = c.st.conn;
-    if let (Some(id), Some(deadline)) = (
-        id,
-        c.st.keep_alive.as_ref().and_then(|k| k.server_deadline()),
-    ) {
-        shared.park_deadline(id, deadline, c.st.wake.clone());
-    }
-    tokio::spawn(async move {
-        let c = Parked(Some(c)).await;
-        if let Some(id) = id {
-            c.shared.unpark(id);
-        }
-        resume(c);
-    });
-}
-
-/// Waits for a parked connection's input or wake-up.
-struct Parked<S>(Option<Box<Conn<S>>>);
-
-impl<S: Park + Unpin> std::future::Future for Parked<S> {
-    type Output = Box<Conn<S>>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Box<Conn<S>>> {
-        let Some(c) = self.0.as_ref() else {
-            return Poll::Pending;
-        };
-        let woken = c.st.wake.poll_woken(cx).is_ready();
-        let input = c.stream.poll_input(cx).is_ready();
-        if !(woken || input) {
-            return Poll::Pending;
-        }
-        match self.0.take() {
-            Some(c) => {
-                if woken {
-                    // The busy task takes the wake-up over.
-                    c.st.wake.notify_one();
-                }
-                Poll::Ready(c)
-            }
-            None => Poll::Pending,
-        }
-    }
 }
 
 /// Serves a connection while it is busy. Returns it when it has been quiet long enough to be
@@ -278,6 +341,7 @@ where
     let connect_deadline = *connect_deadline;
     let peer = st.peer;
     let max_packet = shared.max_packet_size();
+    let parks = S::PARKS && shared.lot.is_some();
     // Buffers are allocated while a connection is busy and released after it has been quiet
     // for IDLE_RELEASE (then it parks), so an idle connection costs its state and little
     // else, and a busy one does not reallocate per packet. `read_hint` is how much to read
@@ -304,11 +368,21 @@ where
             }
         }
         if connecting && st.conn.is_some() {
-            connecting = false;
             // Just connected, and nothing more read yet: most clients now wait, so park at
             // once. A storm of connections then costs parked connections, not busy tasks;
             // a client that goes on sending is resumed by its next packet.
-            if S::PARKS && rbuf.is_empty() && st.hold.is_none() {
+            if !(parks && rbuf.is_empty() && st.hold.is_none()) {
+                connecting = false;
+            } else if st.wake.take() {
+                // Its session had something queued: send that first, then look again.
+                if let Some(end) = drain_own(shared, st, &mut wbuf) {
+                    if held_until_durable(shared, st).await.is_ok() {
+                        let _ = stream.write_all(&wbuf).await;
+                    }
+                    break end;
+                }
+                continue;
+            } else {
                 if let Err(e) = stream.flush().await {
                     break End::Io(e);
                 }
@@ -317,7 +391,7 @@ where
         }
         // A connection that could park but has nothing to release (woken for nothing) still
         // counts down to parking.
-        let parkable = S::PARKS && st.conn.is_some() && release_at.is_none();
+        let parkable = parks && st.conn.is_some() && release_at.is_none();
         if rbuf.capacity() + wbuf.capacity() + st.outs.capacity() > 0 || parkable {
             release_at = Some(tokio::time::Instant::now() + IDLE_RELEASE);
         }
@@ -389,7 +463,7 @@ where
                     st.outs = Vec::new();
                     release_at = None;
                     if rbuf.is_empty() {
-                        if S::PARKS && st.conn.is_some() && st.hold.is_none() {
+                        if parks && st.conn.is_some() && st.hold.is_none() {
                             // Whatever the stream still buffers (TLS records) goes out first.
                             if let Err(e) = stream.flush().await {
                                 break End::Io(e);

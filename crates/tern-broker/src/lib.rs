@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod conn;
 pub mod encode;
+pub mod park;
 pub mod security;
 pub mod settings;
 pub mod tls;
@@ -21,7 +22,7 @@ use tern_broker_core::{Authenticator, Broker, ConnId, CoreConfig, ListenerLimits
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::conn::Wake;
+use crate::park::Wake;
 use tracing::{debug, info, warn};
 
 /// Errors starting the server.
@@ -156,9 +157,8 @@ pub struct Shared {
     handshakes: Mutex<(f64, std::time::Instant)>,
     /// The persistence store (`persistence true`).
     store: Option<tern_store::Store>,
-    /// Parked connections with a keep-alive: when each is due, and its wake-up (the ticker
-    /// wakes those past due, which then close themselves).
-    parked: Mutex<HashMap<ConnId, (tern_proto::Timestamp, Arc<Wake>)>>,
+    /// Where idle connections wait (`None`: they keep their tasks).
+    pub lot: Option<Arc<park::Lot>>,
 }
 
 impl Shared {
@@ -196,37 +196,6 @@ impl Shared {
 
     fn max_packet_size(&self) -> u32 {
         self.settings.core.max_packet_size
-    }
-
-    /// Keeps a parked connection's keep-alive deadline.
-    fn park_deadline(&self, id: ConnId, due: tern_proto::Timestamp, wake: Arc<Wake>) {
-        let mut m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(id, (due, wake));
-    }
-
-    /// Forgets a connection's parked deadline (it is busy again).
-    fn unpark(&self, id: ConnId) {
-        let mut m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        m.remove(&id);
-    }
-
-    /// Wakes the parked connections whose keep-alive has run out (they then close).
-    fn wake_parked_due(&self, now: tern_proto::Timestamp) {
-        let due: Vec<Arc<Wake>> = {
-            let mut m = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-            let mut due = Vec::new();
-            m.retain(|_, (at, w)| {
-                let keep = *at > now;
-                if !keep {
-                    due.push(w.clone());
-                }
-                keep
-            });
-            due
-        };
-        for w in due {
-            w.notify_one();
-        }
     }
 
     fn add_sent(&self, bytes: usize, packets: u64) {
@@ -268,6 +237,8 @@ fn current(slot: &SettingsSlot) -> Arc<ListenerSettings> {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<(TcpListener, SettingsSlot)>,
+    /// The parked connections' epoll set, until `run` starts the lot's task.
+    lot_poll: Option<mio::Poll>,
 }
 
 /// Applies a new configuration to a running server (SIGHUP).
@@ -362,6 +333,7 @@ impl Server {
                 })?;
             listeners.push((l, Arc::new(Mutex::new(Arc::new(spec.settings.clone())))));
         }
+        let lot = park::Lot::new();
         let shared = Arc::new(Shared {
             core: Mutex::new(CoreState {
                 broker,
@@ -375,9 +347,13 @@ impl Server {
             shutdown: Notify::new(),
             handshakes: Mutex::new((0.0, std::time::Instant::now())),
             store,
-            parked: Mutex::new(HashMap::new()),
+            lot: lot.as_ref().map(|(l, _)| l.clone()),
         });
-        Ok(Server { shared, listeners })
+        Ok(Server {
+            shared,
+            listeners,
+            lot_poll: lot.map(|(_, p)| p),
+        })
     }
 
     /// What is listening where.
@@ -425,7 +401,7 @@ impl Server {
     /// Serves until `shutdown` resolves, then closes every connection cleanly (5.0 clients
     /// get DISCONNECT 0x8B) and waits up to `drain_timeout` for them to finish.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()>,
         drain_timeout: Duration,
     ) {
@@ -442,6 +418,11 @@ impl Server {
             ));
         }
         tasks.spawn(ticker(self.shared.clone()));
+        // Not in `tasks`: parked connections are resumed through it while shutting down.
+        let lot_task = match (self.shared.lot.clone(), self.lot_poll.take()) {
+            (Some(lot), Some(poll)) => Some(tokio::spawn(park::run(lot, poll))),
+            _ => None,
+        };
         if !acceptors.is_empty() {
             tasks.spawn(watch_tls_files(acceptors));
         }
@@ -462,6 +443,12 @@ impl Server {
         match tokio::time::timeout(drain_timeout, permits.acquire_many(all)).await {
             Ok(_) => debug!("all connections closed"),
             Err(_) => warn!("some connections did not close within {drain_timeout:?}"),
+        }
+        if let Some(t) = lot_task {
+            t.abort();
+        }
+        if let Some(lot) = &self.shared.lot {
+            lot.clear();
         }
         if let Some(store) = &self.shared.store {
             // Whatever the closing connections left, then one durable commit.
@@ -560,7 +547,7 @@ async fn accept_loop(
             (None, Protocol::Mqtt) => {
                 tokio::spawn(conn::serve(
                     shared,
-                    stream,
+                    conn::Tcp::Live(stream),
                     peer,
                     settings,
                     None,
@@ -697,8 +684,9 @@ async fn serve_tls(
     let tls = tokio_rustls::TlsAcceptor::from(acceptor.config());
     // The handshake's public-key work runs on its own thread, so that a burst of handshakes
     // (a fleet reconnecting) does not stall message delivery on the broker's thread.
-    let handshake = handshake_runtime()
-        .spawn(async move { tokio::time::timeout(limit, tls.accept(stream)).await });
+    let handshake = handshake_runtime().spawn(async move {
+        tokio::time::timeout(limit, tls.accept(conn::Tcp::Live(stream))).await
+    });
     let stream = match handshake.await {
         Ok(Ok(Ok(s))) => s,
         Ok(Ok(Err(e))) => {
@@ -795,7 +783,6 @@ async fn ticker(shared: Arc<Shared>) {
         for n in wake {
             n.notify_one();
         }
-        shared.wake_parked_due(now);
         let until = next.map_or(now.plus_secs(1), |n| n.min(now.plus_secs(1)));
         tokio::time::sleep_until(clock::instant_at(until)).await;
     }

@@ -368,8 +368,8 @@ fn handshake_error(e: tungstenite::Error, limit: usize, plain_mqtt: bool) -> WsE
 impl<S> crate::conn::Park for WsStream<S> {
     // Frames may sit half-read in the WebSocket layer: a WebSocket connection keeps its task.
     const PARKS: bool = false;
-    fn poll_input(&self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        std::task::Poll::Ready(())
+    fn tcp(&mut self) -> Option<&mut crate::conn::Tcp> {
+        None
     }
 }
 

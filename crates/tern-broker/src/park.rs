@@ -1,0 +1,304 @@
+//! Parked connections: an idle connection costs its state and nothing else.
+//!
+//! A busy connection is a tokio task with its socket registered in tokio's reactor. When it
+//! has nothing to do (right after CONNACK, or after [`IDLE_RELEASE`](crate::conn) of quiet),
+//! its task ends and the connection is *parked* here: its socket leaves tokio's reactor (whose
+//! per-socket state is a few hundred bytes) for one epoll set shared by every parked
+//! connection, and its state waits in a slab. One task, the lot, waits on that epoll set, on
+//! wake-ups for parked connections (a message routed to them, shutdown) and on a one-second
+//! tick for keep-alive deadlines; whatever is due is resumed in a new task of its own.
+//!
+//! Mosquitto keeps an idle connection in its epoll set and a struct; this is the same shape.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use mio::unix::SourceFd;
+use tern_proto::Timestamp;
+use tokio::io::unix::AsyncFd;
+use tracing::warn;
+
+use crate::clock;
+
+/// A parked connection, whatever its stream type.
+pub(crate) trait Resume: Send {
+    /// Puts the socket back into tokio's reactor and serves the connection in a new task.
+    fn resume(self: Box<Self>);
+}
+
+/// A connection's wake-up: set by whoever queues something for it (another connection's
+/// publish, the ticker, shutdown). Like `tokio::sync::Notify::notify_one`, a wake-up given
+/// while nobody waits is kept for the next wait. A parked connection is woken through the
+/// lot.
+#[derive(Debug)]
+pub struct Wake {
+    flag: AtomicBool,
+    /// The connection's slab key + 1 while it is parked, 0 while it is busy.
+    parked: AtomicUsize,
+    waker: AtomicWaker,
+    lot: Option<Arc<Lot>>,
+}
+
+impl Wake {
+    pub(crate) fn new(lot: Option<Arc<Lot>>) -> Self {
+        Self {
+            flag: AtomicBool::new(false),
+            parked: AtomicUsize::new(0),
+            waker: AtomicWaker::new(),
+            lot,
+        }
+    }
+
+    /// Wakes the connection, or leaves the wake-up for its next wait.
+    pub fn notify_one(&self) {
+        // SeqCst pairs with `Lot::park`: either this sees the parked key, or the parker sees
+        // the flag.
+        self.flag.store(true, Ordering::SeqCst);
+        match (self.parked.load(Ordering::SeqCst), &self.lot) {
+            (0, _) | (_, None) => self.waker.wake(),
+            (k, Some(lot)) => lot.make_ready(k - 1),
+        }
+    }
+
+    /// Takes a pending wake-up, if there is one.
+    pub(crate) fn take(&self) -> bool {
+        self.flag.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flag.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A wake-up between the check and the registration is not lost.
+        if self.flag.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    pub(crate) async fn woken(&self) {
+        std::future::poll_fn(|cx| self.poll_woken(cx)).await;
+    }
+}
+
+struct Entry {
+    conn: Box<dyn Resume>,
+    fd: RawFd,
+    /// Keep-alive deadline: resumed then (and, still silent, closed).
+    due: Option<Timestamp>,
+    wake: Arc<Wake>,
+}
+
+#[derive(Default)]
+struct Inner {
+    parked: slab::Slab<Entry>,
+    /// Keys woken since the lot last looked.
+    ready: Vec<usize>,
+}
+
+/// The parked connections of one server.
+pub struct Lot {
+    inner: Mutex<Inner>,
+    registry: mio::Registry,
+    /// The lot task, for wake-ups of parked connections.
+    task: AtomicWaker,
+}
+
+impl std::fmt::Debug for Lot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lot").finish_non_exhaustive()
+    }
+}
+
+impl Lot {
+    /// A lot and the epoll set its task waits on; `None` if the system will not give one
+    /// (connections then keep their tasks while idle).
+    pub(crate) fn new() -> Option<(Arc<Lot>, mio::Poll)> {
+        let poll = match mio::Poll::new() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(
+                    "idle connections cannot be parked (no epoll set: {e}); they keep their tasks"
+                );
+                return None;
+            }
+        };
+        let registry = poll.registry().try_clone().ok()?;
+        let lot = Arc::new(Lot {
+            inner: Mutex::new(Inner::default()),
+            registry,
+            task: AtomicWaker::new(),
+        });
+        Some((lot, poll))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks `conn`, whose socket `fd` has left tokio's reactor. If the socket cannot be
+    /// watched, the connection is resumed at once.
+    pub(crate) fn park(
+        &self,
+        conn: Box<dyn Resume>,
+        fd: RawFd,
+        due: Option<Timestamp>,
+        wake: Arc<Wake>,
+    ) {
+        let key = {
+            let mut inner = self.lock();
+            let entry = inner.parked.vacant_entry();
+            let key = entry.key();
+            // Edge-triggered: input that arrived before this call is reported at once.
+            if let Err(e) =
+                self.registry
+                    .register(&mut SourceFd(&fd), mio::Token(key), mio::Interest::READABLE)
+            {
+                drop(inner);
+                warn!("could not park an idle connection ({e}); it stays busy");
+                conn.resume();
+                return;
+            }
+            wake.parked.store(key + 1, Ordering::SeqCst);
+            entry.insert(Entry {
+                conn,
+                fd,
+                due,
+                wake: wake.clone(),
+            });
+            key
+        };
+        // A wake-up given while the connection was on its way here.
+        if wake.flag.load(Ordering::SeqCst) {
+            self.make_ready(key);
+        }
+    }
+
+    fn make_ready(&self, key: usize) {
+        self.lock().ready.push(key);
+        self.task.wake();
+    }
+
+    fn poll_ready(&self, cx: &mut Context<'_>, keys: &mut Vec<usize>) -> Poll<()> {
+        self.task.register(cx.waker());
+        let mut inner = self.lock();
+        if inner.ready.is_empty() {
+            return Poll::Pending;
+        }
+        keys.append(&mut inner.ready);
+        Poll::Ready(())
+    }
+
+    /// Keys of parked connections whose keep-alive deadline has passed.
+    fn due(&self, now: Timestamp, keys: &mut Vec<usize>) {
+        let inner = self.lock();
+        keys.extend(
+            inner
+                .parked
+                .iter()
+                .filter(|(_, e)| e.due.is_some_and(|d| d <= now))
+                .map(|(k, _)| k),
+        );
+    }
+
+    /// Resumes the connections under `keys` (each once; stale keys are skipped).
+    fn resume(&self, keys: &mut Vec<usize>) {
+        let mut out = Vec::with_capacity(keys.len());
+        {
+            let mut inner = self.lock();
+            for k in keys.drain(..) {
+                if let Some(e) = inner.parked.try_remove(k) {
+                    let _ = self.registry.deregister(&mut SourceFd(&e.fd));
+                    e.wake.parked.store(0, Ordering::SeqCst);
+                    out.push(e.conn);
+                }
+            }
+        }
+        for conn in out {
+            conn.resume();
+        }
+    }
+
+    /// Number of parked connections.
+    pub fn len(&self) -> usize {
+        self.lock().parked.len()
+    }
+
+    /// True when no connection is parked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every parked connection (the server has stopped).
+    pub(crate) fn clear(&self) {
+        let parked = std::mem::take(&mut self.lock().parked);
+        for (_, e) in parked {
+            let _ = self.registry.deregister(&mut SourceFd(&e.fd));
+            e.wake.parked.store(0, Ordering::SeqCst);
+            drop(e.conn);
+        }
+    }
+}
+
+/// The lot's task: resumes parked connections that have input, a wake-up or a keep-alive
+/// deadline due. Runs until the server stops.
+pub(crate) async fn run(lot: Arc<Lot>, poll: mio::Poll) {
+    // `with_interest` is deprecated because an arbitrary `AsRawFd` type could close or swap
+    // its descriptor while registered; `mio::Poll` owns its epoll descriptor from creation
+    // to drop and never changes it, and the `AsyncFd` owns the `Poll`. (The replacement,
+    // `register_with_interest`, is an `unsafe fn`, which this workspace forbids.)
+    #[allow(deprecated)]
+    let registered = AsyncFd::with_interest(poll, tokio::io::Interest::READABLE);
+    let mut afd = match registered {
+        Ok(a) => a,
+        Err(e) => {
+            warn!("idle connections cannot be parked ({e}); they keep their tasks");
+            return;
+        }
+    };
+    let mut events = mio::Events::with_capacity(512);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keys = Vec::new();
+    loop {
+        tokio::select! {
+            guard = afd.readable_mut() => {
+                let Ok(mut guard) = guard else {
+                    warn!("the parked connections' epoll set failed; idle connections stay parked until woken");
+                    return;
+                };
+                // Everything that is ready, then wait again.
+                loop {
+                    let got = guard.try_io(|a| {
+                        a.get_mut().poll(&mut events, Some(Duration::ZERO))?;
+                        if events.is_empty() {
+                            Err(std::io::ErrorKind::WouldBlock.into())
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    match got {
+                        Ok(Ok(())) => keys.extend(events.iter().map(|e| e.token().0)),
+                        Ok(Err(e)) => {
+                            warn!("polling parked connections failed: {e}");
+                            break;
+                        }
+                        Err(_would_block) => break,
+                    }
+                    if keys.len() >= 4096 {
+                        break;
+                    }
+                }
+            }
+            _ = std::future::poll_fn(|cx| lot.poll_ready(cx, &mut keys)) => {}
+            _ = tick.tick() => lot.due(clock::now(), &mut keys),
+        }
+        lot.resume(&mut keys);
+    }
+}
