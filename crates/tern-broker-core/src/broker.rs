@@ -588,6 +588,10 @@ impl Broker {
             }
             Packet::Pubrel(a) => {
                 let found = self.sessions[key].inbound_qos2.remove(&a.packet_id.get());
+                if found && self.sessions[key].in_store {
+                    // The exactly-once state is part of the stored session.
+                    self.save_session(key);
+                }
                 let reason = if found || !v.is_v5() {
                     ReasonCode::Success
                 } else {
@@ -751,6 +755,9 @@ impl Broker {
             && let Some(id) = pid
         {
             self.sessions[key].inbound_qos2.insert(id.get());
+            // Stored with the session (in the batch the PUBREC waits for), so that a resend
+            // after a restart is recognised [MQTT-4.3.3-2].
+            self.save_session(key);
         }
         let r = if matched == 0 && v.is_v5() {
             ReasonCode::NoMatchingSubscribers
@@ -1005,6 +1012,7 @@ impl Broker {
                 .as_ref()
                 .map(|w| (w.msg.clone(), w.delay, s.will_due)),
             last_pid: s.pids.last().map_or(0, PacketId::get),
+            inbound_qos2: s.inbound_qos2.iter().copied().collect(),
         }
     }
 
@@ -1124,6 +1132,7 @@ impl Broker {
             if let Some(pid) = PacketId::new(rec.last_pid) {
                 s.pids = tern_proto::PacketIds::starting_after(pid);
             }
+            s.inbound_qos2 = rec.inbound_qos2.iter().copied().collect();
             if let Some((msg, delay, due)) = rec.will {
                 s.will = Some(PendingWill { msg, delay });
                 s.will_due = due;

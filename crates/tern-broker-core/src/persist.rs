@@ -28,6 +28,9 @@ pub struct SessionRecord {
     /// The last packet identifier handed out, so that a restored session does not reuse one
     /// still held by the client.
     pub last_pid: u16,
+    /// QoS 2 messages received and acknowledged with PUBREC, whose PUBREL has not come yet:
+    /// after a restart a resent PUBLISH with one of these ids is not delivered twice.
+    pub inbound_qos2: Vec<u16>,
 }
 
 /// Where a stored message is in its delivery.

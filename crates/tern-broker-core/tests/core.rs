@@ -468,3 +468,56 @@ fn expired_session_is_gone_after_restart() {
         "expiry kept counting across the restart"
     );
 }
+
+/// A QoS 2 message received (PUBREC sent) before a restart, and sent again by its publisher
+/// after it (no PUBREL seen yet), is acknowledged but not delivered twice [MQTT-4.3.3-2];
+/// the PUBREL then completes it, and the id is free again.
+#[test]
+fn qos2_received_before_a_restart_is_not_delivered_twice() {
+    let store = std::sync::Arc::new(MemStore::default());
+    let mut b = persistent_broker(&store, 0);
+    let (s, _) = connect(&mut b, "sub", ProtocolVersion::V5, false);
+    subscribe(&mut b, &s, "q2", QoS::ExactlyOnce);
+    b.connection_lost(Timestamp(0), s.conn);
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V5, false);
+    let out = publish(&mut b, &p, "q2", b"once", QoS::ExactlyOnce, false, 5);
+    assert!(
+        matches!(out.as_slice(), [Out::Pubrec(id, ReasonCode::Success)] if id.get() == 5),
+        "{out:?}"
+    );
+    flush(&mut b, &store);
+    drop(b);
+
+    let mut b = persistent_broker(&store, 10);
+    let (p, present) = connect(&mut b, "pub", ProtocolVersion::V5, false);
+    assert!(present);
+    // The publisher never saw the PUBREC: it sends the message again with DUP.
+    let mut again = Publish::new("q2", b"once");
+    again.qos = QoS::ExactlyOnce;
+    again.dup = true;
+    again.packet_id = PacketId::new(5);
+    let out = send(&mut b, &p, Packet::Publish(again));
+    assert!(
+        matches!(out.as_slice(), [Out::Pubrec(id, ReasonCode::Success)] if id.get() == 5),
+        "{out:?}"
+    );
+    let out = send(
+        &mut b,
+        &p,
+        Packet::Pubrel(Ack::new(PacketId::new(5).unwrap())),
+    );
+    assert!(
+        matches!(out.as_slice(), [Out::Pubcomp(_, ReasonCode::Success)]),
+        "{out:?}"
+    );
+    let (s, _) = connect(&mut b, "sub", ProtocolVersion::V5, false);
+    assert_eq!(
+        payloads(&drain(&mut b, &s)),
+        vec!["once"],
+        "delivered exactly once"
+    );
+    // Completed: a later PUBREL for it is unknown, and the id can carry a new message.
+    flush(&mut b, &store);
+    let b2 = persistent_broker(&store, 20);
+    assert!(b2.session("pub").unwrap().inbound_qos2.is_empty());
+}

@@ -21,6 +21,9 @@ use tern_proto::Timestamp;
 
 /// The record layout written by this version of tern.
 pub const RECORD_V1: u8 = 1;
+/// A session record of layout 1 followed by the QoS 2 packet ids awaiting PUBREL (written
+/// only when there are some, so sessions without them stay readable by older versions).
+pub const RECORD_V2: u8 = 2;
 
 /// Why a stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -368,7 +371,12 @@ pub(crate) fn get_options(r: &mut Reader<'_>) -> Result<SubscriptionOptions, Rec
 
 /// A session record (key: its client id, which is not repeated in the value).
 pub fn encode_session(s: &SessionRecord) -> Vec<u8> {
-    let mut w = Writer::new(RECORD_V1);
+    let layout = if s.inbound_qos2.is_empty() {
+        RECORD_V1
+    } else {
+        RECORD_V2
+    };
+    let mut w = Writer::new(layout);
     w.opt_str(s.username.as_deref());
     w.u8(s.version.level());
     w.var(u64::from(s.expiry));
@@ -389,16 +397,22 @@ pub fn encode_session(s: &SessionRecord) -> Vec<u8> {
         }
     }
     w.u16(s.last_pid);
+    if layout == RECORD_V2 {
+        w.var(s.inbound_qos2.len() as u64);
+        for pid in &s.inbound_qos2 {
+            w.u16(*pid);
+        }
+    }
     w.buf
 }
 
 /// Reads a session record stored under `client_id`.
 pub fn decode_session(client_id: &str, b: &[u8]) -> Result<SessionRecord, RecordError> {
     let mut r = Reader::new(b);
-    match r.u8()? {
-        RECORD_V1 => {}
+    let layout = match r.u8()? {
+        v @ (RECORD_V1 | RECORD_V2) => v,
         v => return Err(RecordError::UnknownVersion(v)),
-    }
+    };
     let username = r.opt_str("username")?.map(Arc::from);
     let version = version(r.u8()?)?;
     let expiry = r.var_u32("session expiry")?;
@@ -426,6 +440,20 @@ pub fn decode_session(client_id: &str, b: &[u8]) -> Result<SessionRecord, Record
         None
     };
     let last_pid = r.u16()?;
+    let mut inbound_qos2 = Vec::new();
+    if layout == RECORD_V2 {
+        let n = r.var()?;
+        for _ in 0..n {
+            let pid = r.u16()?;
+            if pid == 0 {
+                return Err(RecordError::BadValue {
+                    field: "QoS 2 packet id",
+                    value: 0,
+                });
+            }
+            inbound_qos2.push(pid);
+        }
+    }
     r.end()?;
     Ok(SessionRecord {
         client_id: Arc::from(client_id),
@@ -436,6 +464,7 @@ pub fn decode_session(client_id: &str, b: &[u8]) -> Result<SessionRecord, Record
         subscriptions,
         will,
         last_pid,
+        inbound_qos2,
     })
 }
 
@@ -588,6 +617,7 @@ pub mod v0 {
             will,
             // Unknown in version 0: the restored session starts at packet id 1, as then.
             last_pid: 0,
+            inbound_qos2: Vec::new(),
         })
     }
 
@@ -679,6 +709,34 @@ mod tests {
         let mut longer = b.clone();
         longer.push(0);
         assert_eq!(decode_retained(&longer), Err(RecordError::Trailing(1)));
+    }
+
+    #[test]
+    fn session_with_qos2_ids_uses_layout_2_and_round_trips() {
+        let mut s = SessionRecord {
+            client_id: Arc::from("c"),
+            username: None,
+            version: ProtocolVersion::V5,
+            expiry: 60,
+            disconnected_at: None,
+            subscriptions: Vec::new(),
+            will: None,
+            last_pid: 9,
+            inbound_qos2: Vec::new(),
+        };
+        let b = encode_session(&s);
+        assert_eq!(
+            b[0], RECORD_V1,
+            "no QoS 2 ids: the layout older versions read"
+        );
+        assert_eq!(decode_session("c", &b).unwrap(), s);
+        s.inbound_qos2 = vec![3, 65_535];
+        let b = encode_session(&s);
+        assert_eq!(b[0], RECORD_V2);
+        assert_eq!(decode_session("c", &b).unwrap(), s);
+        for n in 0..b.len() {
+            assert!(decode_session("c", &b[..n]).is_err(), "prefix of {n} bytes");
+        }
     }
 
     #[test]

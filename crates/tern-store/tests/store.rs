@@ -51,6 +51,12 @@ fn session(cid: &str, expiry: u32, subs: usize) -> SessionRecord {
             .collect(),
         will: (subs == 1).then(|| (msg("will", b"gone", None), 5, Some(Timestamp(9)))),
         last_pid: (expiry % 65_535) as u16,
+        // Every other session has QoS 2 messages awaiting PUBREL (record layout 2).
+        inbound_qos2: if subs.is_multiple_of(2) {
+            vec![1, 7, 65_535]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -370,8 +376,10 @@ fn version_0_store_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tern.db");
     let mut s = session("old", 600, 2);
-    // Version 0 kept neither the last packet id nor subscription identifiers.
+    // Version 0 kept neither the last packet id, nor subscription identifiers, nor QoS 2
+    // ids awaiting PUBREL.
     s.last_pid = 0;
+    s.inbound_qos2.clear();
     for sub in &mut s.subscriptions {
         sub.2 = None;
     }
