@@ -325,12 +325,10 @@ impl Server {
         };
         let mut listeners = Vec::new();
         for spec in &settings.listeners {
-            let l = TcpListener::bind(spec.addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: spec.addr,
-                    source,
-                })?;
+            let l = bind_tcp(spec.addr).map_err(|source| ServerError::Bind {
+                addr: spec.addr,
+                source,
+            })?;
             listeners.push((l, Arc::new(Mutex::new(Arc::new(spec.settings.clone())))));
         }
         let lot = park::Lot::new();
@@ -459,6 +457,23 @@ impl Server {
             }
         }
     }
+}
+
+/// Binds a listening socket. An IPv6 socket is IPv6-only, as in Mosquitto: a listener
+/// without an address binds `0.0.0.0` and `[::]` separately, which a dual-stack `[::]`
+/// would refuse ("address already in use").
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // As tokio's own bind does on Unix: a restarted broker gets its port back at once.
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    TcpListener::from_std(s.into())
 }
 
 /// Opens the store, restores the broker from it and installs it as the broker's queue loader.

@@ -109,10 +109,10 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
                     Protocol::WebSockets => "websockets",
                 },
                 if l.tls { "+tls" } else { "" },
-                if l.allow_anonymous {
-                    "allowed (loopback only)"
-                } else {
-                    "refused"
+                match (l.allow_anonymous, l.addr.ip().is_loopback()) {
+                    (true, true) => "allowed (loopback only)",
+                    (true, false) => "allowed",
+                    (false, _) => "refused",
                 },
             );
         }

@@ -215,3 +215,20 @@ fn parked_connection_is_closed_after_its_keep_alive() {
         "closed after {waited:?}, expected about 1.5 s (keep-alive 1 s)"
     );
 }
+
+/// `listener PORT` without an address (the tutorial's `listener 8883`) listens on every
+/// IPv4 and IPv6 address, as Mosquitto does: the two sockets must not collide.
+#[test]
+fn listener_without_address_serves_ipv4_and_ipv6() {
+    let b = Broker::with_config("listener {port}\nallow_anonymous true\n");
+    let mut c = Raw::connect(b.port);
+    assert_eq!(c.connect_v311("v4"), vec![0x20, 2, 0, 0]);
+    // Loopback IPv6 where this machine has it.
+    if std::net::TcpListener::bind(("::1", 0)).is_ok() {
+        let s = std::net::TcpStream::connect(("::1", b.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut c6 = Raw { s };
+        assert_eq!(c6.connect_v311("v6"), vec![0x20, 2, 0, 0]);
+    }
+}

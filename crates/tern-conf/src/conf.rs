@@ -1964,11 +1964,19 @@ impl<'a> Parser<'a> {
             }
             "max_connections" => {
                 let v = line.int(i64::MIN, i64::from(u32::MAX))?;
-                self.listener(cur, line).max_connections = if v <= 0 {
+                let limit = if v <= 0 {
                     Limit::Unlimited
                 } else {
                     Limit::Max(u32::try_from(v).unwrap_or(u32::MAX))
                 };
+                if v == -1 && matches!(cur, Cur::Default) {
+                    // Mosquitto creates the default listener only when max_connections
+                    // differs from its default of -1 (conf.c); `max_connections -1` before
+                    // the first `listener` does not open port 1883.
+                    self.default_listener.max_connections = limit;
+                } else {
+                    self.listener(cur, line).max_connections = limit;
+                }
             }
             "max_qos" | "maximum_qos" => {
                 let w = line.word("0|1|2")?;

@@ -160,7 +160,9 @@ pub fn free_port() -> u16 {
 
 /// "tern: listening on 127.0.0.1:PORT (...)" -> PORT (IPv4 listeners only).
 fn parse_port(line: &str) -> Option<u16> {
-    let rest = line.strip_prefix("tern: listening on 127.0.0.1:")?;
+    let rest = line
+        .strip_prefix("tern: listening on 127.0.0.1:")
+        .or_else(|| line.strip_prefix("tern: listening on 0.0.0.0:"))?;
     rest.split(|c: char| !c.is_ascii_digit())
         .next()?
         .parse()

@@ -583,6 +583,14 @@ fn default_listener_from_port_bind_address_and_early_listener_options() {
     );
     assert_eq!(d.max_qos, 1);
     assert_eq!(d.origin.to_string(), "/etc/tern/tern.conf:1");
+    // `max_connections -1` is Mosquitto's default value: before the first listener it does
+    // not create the default listener (Mosquitto 2.0 compares the value, conf.c), while
+    // any other value does.
+    let c = parse("max_connections -1\nlistener 8883 127.0.0.1\n");
+    assert_eq!(c.listeners.len(), 1, "{:?}", c.listeners);
+    let c = parse("max_connections 5\nlistener 8883 127.0.0.1\n");
+    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(c.listeners[1].max_connections, Limit::Max(5));
     // a listener option without any listener line creates a default listener on 1883
     let c = parse("max_qos 1\n");
     assert!(c.local_only);
