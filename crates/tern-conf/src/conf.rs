@@ -1542,6 +1542,18 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The current listener, or the default listener *without* creating it: for options
+    /// that Mosquitto 2.0 records on the default listener but that do not by themselves
+    /// make it listen on 1883 (conf.c creates it only for port, bind_address, TLS and
+    /// security options, socket_domain, and max_connections / max_qos / protocol values
+    /// other than their defaults; checked against Debian's mosquitto 2.0.11).
+    fn listener_quiet(&mut self, cur: Cur) -> &mut Listener {
+        match cur {
+            Cur::Index(i) if i < self.config.listeners.len() => &mut self.config.listeners[i],
+            _ => &mut self.default_listener,
+        }
+    }
+
     /// A listener option that Mosquitto 2.1 refuses before the first `listener` line.
     fn real_listener(&mut self, ctx: &Ctx, line: &Line<'_>) -> Res<&mut Listener> {
         match ctx.listener {
@@ -1955,12 +1967,12 @@ impl<'a> Parser<'a> {
             "bind_interface" => {
                 self.once(line, &scope)?;
                 let v = Some(line.text("<interface>")?);
-                self.listener(cur, line).bind_interface = v;
+                self.listener_quiet(cur).bind_interface = v;
             }
             "http_dir" => {
                 self.once(line, &scope)?;
                 let v = Some(line.path_value()?);
-                self.listener(cur, line).http_dir = v;
+                self.listener_quiet(cur).http_dir = v;
             }
             "max_connections" => {
                 let v = line.int(i64::MIN, i64::from(u32::MAX))?;
@@ -1969,25 +1981,28 @@ impl<'a> Parser<'a> {
                 } else {
                     Limit::Max(u32::try_from(v).unwrap_or(u32::MAX))
                 };
-                if v == -1 && matches!(cur, Cur::Default) {
-                    // Mosquitto creates the default listener only when max_connections
-                    // differs from its default of -1 (conf.c); `max_connections -1` before
-                    // the first `listener` does not open port 1883.
-                    self.default_listener.max_connections = limit;
+                if v == -1 {
+                    // Mosquitto's default value: `max_connections -1` before the first
+                    // `listener` does not open port 1883.
+                    self.listener_quiet(cur).max_connections = limit;
                 } else {
                     self.listener(cur, line).max_connections = limit;
                 }
             }
             "max_qos" | "maximum_qos" => {
                 let w = line.word("0|1|2")?;
-                let v = line.int_in(w, 0, 2, "0, 1 or 2")?;
-                self.listener(cur, line).max_qos = u8::try_from(v).unwrap_or(2);
+                let v = u8::try_from(line.int_in(w, 0, 2, "0, 1 or 2")?).unwrap_or(2);
+                if v == 2 {
+                    self.listener_quiet(cur).max_qos = v;
+                } else {
+                    self.listener(cur, line).max_qos = v;
+                }
             }
             "max_topic_alias" => {
-                self.listener(cur, line).max_topic_alias = line.int_as::<u16>(0, 65535)?;
+                self.listener_quiet(cur).max_topic_alias = line.int_as::<u16>(0, 65535)?;
             }
             "max_topic_alias_broker" => {
-                self.listener(cur, line).max_topic_alias_broker = line.int_as::<u16>(0, 65535)?;
+                self.listener_quiet(cur).max_topic_alias_broker = line.int_as::<u16>(0, 65535)?;
             }
             "mount_point" => {
                 if self.config.listeners.is_empty() {
@@ -2010,7 +2025,11 @@ impl<'a> Parser<'a> {
                     ],
                     "mqtt|websockets",
                 )?;
-                self.listener(cur, line).protocol = v;
+                if v == Protocol::Mqtt {
+                    self.listener_quiet(cur).protocol = v;
+                } else {
+                    self.listener(cur, line).protocol = v;
+                }
             }
             "socket_domain" => {
                 let v = line.keyword(
@@ -2020,7 +2039,7 @@ impl<'a> Parser<'a> {
                 self.listener(cur, line).socket_domain = Some(v);
             }
             "use_username_as_clientid" => {
-                self.listener(cur, line).use_username_as_clientid = line.bool()?;
+                self.listener_quiet(cur).use_username_as_clientid = line.bool()?;
             }
             "enable_proxy_protocol" => {
                 let w = line.word("1|2")?;

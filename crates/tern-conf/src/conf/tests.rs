@@ -591,6 +591,24 @@ fn default_listener_from_port_bind_address_and_early_listener_options() {
     let c = parse("max_connections 5\nlistener 8883 127.0.0.1\n");
     assert_eq!(c.listeners.len(), 2);
     assert_eq!(c.listeners[1].max_connections, Limit::Max(5));
+    // The same for the other options Mosquitto 2.0.11 records without opening 1883
+    // (checked against Debian's mosquitto: `ss -ltn` shows no 1883 for these).
+    for quiet in [
+        "max_qos 2",
+        "protocol mqtt",
+        "max_topic_alias 5",
+        "use_username_as_clientid true",
+        "bind_interface lo",
+        "http_dir /tmp",
+    ] {
+        let c = parse(&format!("{quiet}\nlistener 8883 127.0.0.1\n"));
+        assert_eq!(c.listeners.len(), 1, "{quiet}: {:?}", c.listeners);
+    }
+    // ... and these open it, as in Mosquitto.
+    for loud in ["max_qos 1", "protocol websockets", "socket_domain ipv4"] {
+        let c = parse(&format!("{loud}\nlistener 8883 127.0.0.1\n"));
+        assert_eq!(c.listeners.len(), 2, "{loud}");
+    }
     // a listener option without any listener line creates a default listener on 1883
     let c = parse("max_qos 1\n");
     assert!(c.local_only);
