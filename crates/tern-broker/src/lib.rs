@@ -629,13 +629,20 @@ async fn serve_stream<S>(
     }
 }
 
-/// The runtime that runs TLS handshakes: one worker thread beside the broker's own.
+/// Threads for TLS handshakes: one per core, at most four. Their number of handshakes per
+/// second is bounded by `tls_handshake_rate`, so a reconnect storm cannot take every core
+/// from message delivery for long.
+fn handshake_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+}
+
+/// The runtime that runs TLS handshakes: worker threads beside the broker's own.
 fn handshake_runtime() -> &'static tokio::runtime::Handle {
     static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
     static FALLBACK: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
     match RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(handshake_threads())
             .thread_name("tern-tls")
             .enable_all()
             .build()
