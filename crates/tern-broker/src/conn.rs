@@ -373,21 +373,14 @@ where
             // a client that goes on sending is resumed by its next packet.
             if !(parks && rbuf.is_empty() && st.hold.is_none()) {
                 connecting = false;
-            } else if st.wake.take() {
-                // Its session had something queued: send that first, then look again.
-                if let Some(end) = drain_own(shared, st, &mut wbuf) {
-                    if held_until_durable(shared, st).await.is_ok() {
-                        let _ = stream.write_all(&wbuf).await;
-                    }
-                    break end;
-                }
-                continue;
-            } else {
+            } else if !st.wake.is_set() {
                 if let Err(e) = stream.flush().await {
                     break End::Io(e);
                 }
                 return Some(c);
             }
+            // Otherwise its session had something queued: the wake-up branch below sends
+            // it, and this looks again.
         }
         // A connection that could park but has nothing to release (woken for nothing) still
         // counts down to parking.

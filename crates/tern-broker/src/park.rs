@@ -64,9 +64,9 @@ impl Wake {
         }
     }
 
-    /// Takes a pending wake-up, if there is one.
-    pub(crate) fn take(&self) -> bool {
-        self.flag.swap(false, Ordering::AcqRel)
+    /// True when a wake-up is waiting to be taken.
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
     }
 
     pub(crate) fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -223,16 +223,6 @@ impl Lot {
         for conn in out {
             conn.resume();
         }
-    }
-
-    /// Number of parked connections.
-    pub fn len(&self) -> usize {
-        self.lock().parked.len()
-    }
-
-    /// True when no connection is parked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Drops every parked connection (the server has stopped).

@@ -84,6 +84,21 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
+    /// The rustls configuration (every TLS file read now) and the name to verify the
+    /// broker's certificate against, or `None` for plain TCP.
+    pub fn tls_target(
+        &self,
+    ) -> Result<Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>, ClientError> {
+        let Some(t) = &self.tls else {
+            return Ok(None);
+        };
+        let config = t.build()?;
+        let name = t.server_name.clone().unwrap_or_else(|| self.host.clone());
+        let name = ServerName::try_from(name.clone())
+            .map_err(|_| ClientError::Config(format!("'{name}' is not a valid TLS server name")))?;
+        Ok(Some((config, name)))
+    }
+
     /// MQTT 3.1.1 to `host:port`, plain TCP, random client id, no reconnect.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
         Self {
@@ -303,17 +318,7 @@ impl Client {
         if opts.mqtt.client_id.is_empty() && !opts.allow_empty_client_id {
             opts.mqtt.client_id = random_client_id();
         }
-        let tls = match &opts.tls {
-            Some(t) => {
-                let config = t.build()?;
-                let name = t.server_name.clone().unwrap_or_else(|| opts.host.clone());
-                let name = ServerName::try_from(name.clone()).map_err(|_| {
-                    ClientError::Config(format!("'{name}' is not a valid TLS server name"))
-                })?;
-                Some((config, name))
-            }
-            None => None,
-        };
+        let tls = opts.tls_target()?;
         let (cmd_tx, cmd_rx) = mpsc::channel(opts.command_capacity.max(1));
         let (ev_tx, ev_rx) = mpsc::channel(opts.event_capacity.max(1));
         let mut driver = Driver {

@@ -42,17 +42,7 @@ impl Target {
     /// Reads the TLS files now, so that a mistake is reported once instead of at every
     /// attempt.
     pub fn new(opts: &ClientOptions) -> Result<Self, ClientError> {
-        let tls = match &opts.tls {
-            Some(t) => {
-                let config = t.build()?;
-                let name = t.server_name.clone().unwrap_or_else(|| opts.host.clone());
-                let name = ServerName::try_from(name.clone()).map_err(|_| {
-                    ClientError::Config(format!("'{name}' is not a valid TLS server name"))
-                })?;
-                Some((config, name))
-            }
-            None => None,
-        };
+        let tls = opts.tls_target()?;
         Ok(Self {
             host: opts.host.clone(),
             port: opts.port,
