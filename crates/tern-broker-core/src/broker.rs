@@ -26,7 +26,8 @@ use crate::out::{Close, ConnackInfo, Delivery, Out};
 use crate::persist::{ItemState, QueueLoader, Restored, SessionRecord, StoreOp, StoredItem};
 use crate::retained::Retained;
 use crate::session::{
-    Attached, ConnId, EXPIRY_NEVER, Inflight, OutState, PendingWill, Queued, Session, SubIds,
+    Attached, ConnId, EXPIRY_NEVER, FlowState, Inflight, OutState, PendingWill, Queued, Session,
+    SubIds,
 };
 use crate::stats::Stats;
 use crate::trie::{Hit, Sub, SubscriptionTree};
@@ -140,14 +141,15 @@ pub struct Broker {
     cfg: CoreConfig,
     sessions: Slab<Session>,
     by_client_id: Map<Arc<str>, usize>,
-    conns: Map<ConnId, usize>,
+    /// Sessions with a connection attached.
+    connected: usize,
     /// Connections the broker detached (takeover); their drivers learn it from `drain`.
     closed: Map<ConnId, ReasonCode>,
     subs: SubscriptionTree,
     retained: Retained,
     /// (when, session key): delayed wills and session expiry, checked by `tick`.
     deadlines: BTreeSet<(Timestamp, usize)>,
-    next_conn: u64,
+    next_conn: core::num::NonZeroU32,
     id_seed: u64,
     wakeups: Vec<ConnId>,
     stats: Stats,
@@ -171,12 +173,12 @@ impl Broker {
             cfg,
             sessions: Slab::new(),
             by_client_id: Map::default(),
-            conns: Map::default(),
+            connected: 0,
             closed: Map::default(),
             subs: SubscriptionTree::default(),
             retained: Retained::default(),
             deadlines: BTreeSet::new(),
-            next_conn: 1,
+            next_conn: core::num::NonZeroU32::MIN,
             id_seed,
             wakeups: Vec::new(),
             stats: Stats::default(),
@@ -251,9 +253,16 @@ impl Broker {
         &self.stats
     }
 
+    /// The session `conn` is attached to, while it is.
+    fn key_of(&self, conn: ConnId) -> Option<usize> {
+        let key = conn.session_key();
+        let s = self.sessions.get(key)?;
+        s.conn.as_ref().is_some_and(|a| a.id == conn).then_some(key)
+    }
+
     /// Connected clients.
     pub fn connected_count(&self) -> usize {
-        self.conns.len()
+        self.connected
     }
 
     /// All sessions, connected or not.
@@ -385,7 +394,6 @@ impl Broker {
         if let Some(&key) = self.by_client_id.get(&client_id) {
             if let Some(old) = self.sessions[key].conn.as_ref().map(|a| a.id) {
                 // [MQTT-3.1.4-3] the existing connection is closed (5.0: reason 0x8E).
-                self.conns.remove(&old);
                 self.closed.insert(old, ReasonCode::SessionTakenOver);
                 self.wakeups.push(old);
                 let delay_cancelled = !c.clean_start;
@@ -407,8 +415,11 @@ impl Broker {
                 k
             }
         };
-        self.next_conn += 1;
-        let conn = ConnId(self.next_conn);
+        self.next_conn = self
+            .next_conn
+            .checked_add(1)
+            .unwrap_or(core::num::NonZeroU32::MIN);
+        let conn = ConnId::new(self.next_conn, key);
         let receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
         let client_max_packet_size = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
         if let Some(w) = &c.will {
@@ -468,7 +479,9 @@ impl Broker {
             s.expiry = expiry;
             s.disconnected_at = None;
             s.will = will;
-            s.will_due = None;
+            if let Some(f) = s.flow_if_any() {
+                f.will_due = None;
+            }
             s.wake_pending = false;
             s.authz = req.limits.authorizer.clone();
             s.authn = req.authenticator.cloned();
@@ -480,13 +493,13 @@ impl Broker {
                 max_qos: req.limits.max_qos,
             });
         }
-        self.conns.insert(conn, key);
+        self.connected += 1;
         if session_present {
             self.unspill(key);
         }
         self.save_session(key);
         self.stats.connections_total += 1;
-        self.stats.clients_maximum = self.stats.clients_maximum.max(self.conns.len() as u64);
+        self.stats.clients_maximum = self.stats.clients_maximum.max(self.connected as u64);
 
         let mut info = ConnackInfo::new(ReasonCode::Success);
         info.session_present = session_present;
@@ -509,7 +522,7 @@ impl Broker {
         // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP) and PUBREL on a resumed session.
         if session_present {
             let s = &self.sessions[key];
-            for i in &s.inflight {
+            for i in &s.flow().inflight {
                 match i.state {
                     OutState::AwaitPubcomp => out.push(Out::Pubrel(i.pid, ReasonCode::Success)),
                     _ => out.push(Out::Publish(Delivery {
@@ -523,7 +536,7 @@ impl Broker {
                 }
             }
         }
-        if !self.sessions[key].queue.is_empty() {
+        if !self.sessions[key].flow().queue.is_empty() {
             self.wake(key);
         }
         Ok(Accepted {
@@ -564,7 +577,7 @@ impl Broker {
         topic: Option<Arc<str>>,
         out: &mut Vec<Out>,
     ) -> Result<Flow, Close> {
-        let Some(&key) = self.conns.get(&conn) else {
+        let Some(key) = self.key_of(conn) else {
             return Ok(Flow::Disconnected);
         };
         let v = self.sessions[key].version;
@@ -587,7 +600,9 @@ impl Broker {
                 }
             }
             Packet::Pubrel(a) => {
-                let found = self.sessions[key].inbound_qos2.remove(&a.packet_id.get());
+                let found = self.sessions[key]
+                    .flow_if_any()
+                    .is_some_and(|f| f.inbound_qos2.remove(&a.packet_id.get()));
                 if found && self.sessions[key].in_store {
                     // The exactly-once state is part of the stored session.
                     self.save_session(key);
@@ -605,7 +620,7 @@ impl Broker {
             Packet::Subscribe(s) => self.on_subscribe(now, key, s, out),
             Packet::Unsubscribe(u) => self.on_unsubscribe(key, v, u, out),
             Packet::Pingreq => out.push(Out::Pingresp),
-            Packet::Disconnect(d) => return self.on_disconnect(now, conn, key, d),
+            Packet::Disconnect(d) => return self.on_disconnect(now, key, d),
             Packet::Auth(_) => {
                 // No method was agreed at CONNECT, so AUTH is a protocol error (4.12).
                 return Err(Close::new(
@@ -680,7 +695,7 @@ impl Broker {
         if p.qos == QoS::ExactlyOnce
             && let Some(id) = pid
         {
-            let s = &self.sessions[key];
+            let s = self.sessions[key].flow();
             if s.inbound_qos2.contains(&id.get()) {
                 // A resend of a message already received: acknowledge, do not route again
                 // (4.3.3, method B).
@@ -754,7 +769,7 @@ impl Broker {
         if p.qos == QoS::ExactlyOnce
             && let Some(id) = pid
         {
-            self.sessions[key].inbound_qos2.insert(id.get());
+            self.sessions[key].flow_mut().inbound_qos2.insert(id.get());
             // Stored with the session (in the batch the PUBREC waits for), so that a resend
             // after a restart is recognised [MQTT-4.3.3-2].
             self.save_session(key);
@@ -772,33 +787,39 @@ impl Broker {
     /// success, moves it to awaiting PUBCOMP instead. Returns true if it was found.
     fn on_ack(&mut self, key: usize, a: &Ack<'_>, expect: OutState) -> bool {
         let s = &mut self.sessions[key];
-        let Some(i) = s
+        let in_store = s.in_store;
+        let client_id = s.client_id.clone();
+        let Some(flow) = s.flow_if_any() else {
+            return false;
+        };
+        let Some(i) = flow
             .inflight
             .iter()
             .position(|f| f.pid == a.packet_id && f.state == expect)
         else {
             return false;
         };
-        let stored = s.in_store && s.inflight[i].item.seq != 0;
+        let stored = in_store && flow.inflight[i].item.seq != 0;
         if expect == OutState::AwaitPubrec && a.reason.is_success() {
-            s.inflight[i].state = OutState::AwaitPubcomp;
+            flow.inflight[i].state = OutState::AwaitPubcomp;
             if stored {
-                let f = &s.inflight[i];
+                let f = &flow.inflight[i];
                 let op = StoreOp::ItemPut {
-                    client_id: s.client_id.clone(),
+                    client_id,
                     seq: f.item.seq,
                     item: stored_item(&f.item, ItemState::Inflight(f.pid, f.state)),
                 };
                 self.ops.push(op);
             }
-        } else if let Some(f) = s.inflight.remove(i) {
+        } else if let Some(f) = flow.inflight.remove(i) {
+            let more = !flow.queue.is_empty();
             if stored {
                 self.ops.push(StoreOp::ItemDel {
-                    client_id: s.client_id.clone(),
+                    client_id,
                     seq: f.item.seq,
                 });
             }
-            if !s.queue.is_empty() {
+            if more {
                 self.wake(key);
             }
         }
@@ -921,7 +942,6 @@ impl Broker {
     fn on_disconnect(
         &mut self,
         now: Timestamp,
-        conn: ConnId,
         key: usize,
         d: &Disconnect<'_>,
     ) -> Result<Flow, Close> {
@@ -938,7 +958,6 @@ impl Broker {
         }
         // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 5.0 reason 0x04 keeps it.
         let with_will = d.reason == ReasonCode::DisconnectWithWill;
-        self.conns.remove(&conn);
         self.detach(now, key, with_will, false);
         Ok(Flow::Disconnected)
     }
@@ -950,7 +969,7 @@ impl Broker {
     /// Harmless for a connection the broker already detached.
     pub fn connection_lost(&mut self, now: Timestamp, conn: ConnId) {
         self.closed.remove(&conn);
-        if let Some(key) = self.conns.remove(&conn) {
+        if let Some(key) = self.key_of(conn) {
             self.detach(now, key, true, false);
         }
     }
@@ -961,7 +980,9 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        s.conn = None;
+        if s.conn.take().is_some() {
+            self.connected -= 1;
+        }
         s.wake_pending = false;
         s.disconnected_at = Some(now);
         let pending = s.will.take();
@@ -972,7 +993,7 @@ impl Broker {
                 // 3.1.3.2.2: published after the delay or when the session ends, if sooner.
                 let due = now.plus_secs(u64::from(w.delay.min(s.expiry)));
                 s.will = Some(w);
-                s.will_due = Some(due);
+                s.flow_mut().will_due = Some(due);
                 self.deadlines.insert((due, key));
             }
         }
@@ -986,6 +1007,9 @@ impl Broker {
         }
         self.save_session(key);
         self.spill(key);
+        if let Some(s) = self.sessions.get_mut(key) {
+            s.release_flow();
+        }
     }
 
     /// True when this session's state is kept in the store.
@@ -1010,9 +1034,9 @@ impl Broker {
             will: s
                 .will
                 .as_ref()
-                .map(|w| (w.msg.clone(), w.delay, s.will_due)),
+                .map(|w| (w.msg.clone(), w.delay, s.flow().will_due)),
             last_pid: s.pids.last().map_or(0, PacketId::get),
-            inbound_qos2: s.inbound_qos2.iter().copied().collect(),
+            inbound_qos2: s.flow().inbound_qos2.iter().copied().collect(),
         }
     }
 
@@ -1038,7 +1062,9 @@ impl Broker {
         if self.loader.is_none() || !self.stored(key) {
             return;
         }
-        let s = &mut self.sessions[key];
+        let Some(s) = self.sessions[key].flow_if_any() else {
+            return;
+        };
         let mut kept = std::collections::VecDeque::new();
         for q in s.queue.drain(..) {
             let cost = q.msg.cost();
@@ -1065,11 +1091,14 @@ impl Broker {
         let Some(loader) = self.loader.clone() else {
             return;
         };
-        if self.sessions[key].spilled == 0 {
+        if self.sessions[key].flow().spilled == 0 {
             return;
         }
         let items = loader.load(&self.sessions[key].client_id);
-        let s = &mut self.sessions[key];
+        let next_seq = items.iter().map(|(seq, _)| seq + 1).max().unwrap_or(0);
+        let session = &mut self.sessions[key];
+        session.next_seq = session.next_seq.max(next_seq);
+        let s = session.flow_mut();
         s.spilled = 0;
         s.spilled_bytes = 0;
         let mut queued = std::collections::VecDeque::new();
@@ -1081,7 +1110,6 @@ impl Broker {
                 sub_ids: it.sub_ids,
                 seq,
             };
-            s.next_seq = s.next_seq.max(seq + 1);
             match it.state {
                 ItemState::Inflight(pid, state) => s.inflight.push_back(Inflight {
                     pid,
@@ -1132,10 +1160,14 @@ impl Broker {
             if let Some(pid) = PacketId::new(rec.last_pid) {
                 s.pids = tern_proto::PacketIds::starting_after(pid);
             }
-            s.inbound_qos2 = rec.inbound_qos2.iter().copied().collect();
+            if !rec.inbound_qos2.is_empty() {
+                s.flow_mut().inbound_qos2 = rec.inbound_qos2.iter().copied().collect();
+            }
             if let Some((msg, delay, due)) = rec.will {
                 s.will = Some(PendingWill { msg, delay });
-                s.will_due = due;
+                if due.is_some() {
+                    s.flow_mut().will_due = due;
+                }
             }
             if s.expires_at(self.cfg.persistent_client_expiration)
                 .is_some_and(|e| e <= now)
@@ -1166,7 +1198,7 @@ impl Broker {
             if let Some(at) = s.expires_at(self.cfg.persistent_client_expiration) {
                 self.deadlines.insert((at, key));
             }
-            if let Some(due) = s.will_due {
+            if let Some(due) = s.flow().will_due {
                 self.deadlines.insert((due, key));
             }
         }
@@ -1179,8 +1211,9 @@ impl Broker {
                 self.ops.push(StoreOp::ItemDel { client_id, seq });
                 continue;
             }
-            let s = &mut self.sessions[key];
-            s.next_seq = s.next_seq.max(seq + 1);
+            let session = &mut self.sessions[key];
+            session.next_seq = session.next_seq.max(seq + 1);
+            let s = session.flow_mut();
             let cost = item.msg.cost();
             if self.loader.is_some() {
                 s.spilled += 1;
@@ -1240,13 +1273,13 @@ impl Broker {
         for filter in s.subscriptions.keys() {
             self.subs.unsubscribe(filter, key);
         }
-        let bytes: usize = s.queue.iter().map(|q| q.msg.cost()).sum();
+        let bytes: usize = s.flow().queue.iter().map(|q| q.msg.cost()).sum();
         self.total_queued_bytes = self.total_queued_bytes.saturating_sub(bytes);
         if self.by_client_id.get(&s.client_id) == Some(&key) {
             self.by_client_id.remove(&s.client_id);
         }
-        if let Some(a) = s.conn {
-            self.conns.remove(&a.id);
+        if s.conn.is_some() {
+            self.connected -= 1;
         }
     }
 
@@ -1264,10 +1297,11 @@ impl Broker {
             if s.conn.is_some() {
                 continue;
             }
-            if let Some(due) = s.will_due
+            if let Some(f) = s.flow_if_any()
+                && let Some(due) = f.will_due
                 && due <= now
             {
-                s.will_due = None;
+                f.will_due = None;
                 if let Some(w) = s.will.take() {
                     self.publish_will(now, w.msg);
                 }
@@ -1301,7 +1335,7 @@ impl Broker {
     /// Publishes the `$SYS/broker/...` topics (retained, as Mosquitto does).
     pub fn publish_sys(&mut self, now: Timestamp) {
         let st = self.stats.clone();
-        let connected = self.conns.len() as u64;
+        let connected = self.connected as u64;
         let total = self.sessions.len() as u64;
         let disconnected = total - connected.min(total);
         let stored = self.queued_messages() + self.inflight_messages() + self.retained.len();
@@ -1385,23 +1419,28 @@ impl Broker {
     }
 
     fn queued_messages(&self) -> usize {
-        self.sessions.iter().map(|(_, s)| s.queue.len()).sum()
+        self.sessions
+            .iter()
+            .map(|(_, s)| s.flow().queue.len())
+            .sum()
     }
 
     fn inflight_messages(&self) -> usize {
-        self.sessions.iter().map(|(_, s)| s.inflight.len()).sum()
+        self.sessions
+            .iter()
+            .map(|(_, s)| s.flow().inflight.len())
+            .sum()
     }
 
     /// Closes every connection (shutdown): each driver learns it from `drain` and sends
     /// DISCONNECT 0x8B to 5.0 clients. Wills are not published for a server shutdown of
     /// this kind only if the clients reconnect; here they are published as Mosquitto does.
     pub fn shutdown_all(&mut self) -> Vec<ConnId> {
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for &id in &ids {
-            if let Some(&key) = self.conns.get(&id)
-                && let Some(a) = self.sessions[key].conn.as_mut()
-            {
+        let mut ids = Vec::with_capacity(self.connected);
+        for (_, s) in self.sessions.iter_mut() {
+            if let Some(a) = s.conn.as_mut() {
                 a.closing = Some(ReasonCode::ServerShuttingDown);
+                ids.push(a.id);
             }
         }
         ids
@@ -1510,8 +1549,9 @@ impl Broker {
             return;
         }
         let cost = q.msg.cost();
-        if s.queue.len() + s.spilled >= self.cfg.max_queued_messages
-            || s.queued_bytes + s.spilled_bytes + cost > self.cfg.max_queued_bytes
+        let f = s.flow.get_or_insert_with(|| Box::new(FlowState::EMPTY));
+        if f.queue.len() + f.spilled >= self.cfg.max_queued_messages
+            || f.queued_bytes + f.spilled_bytes + cost > self.cfg.max_queued_bytes
         {
             self.stats.publish_dropped += 1;
             return;
@@ -1528,14 +1568,14 @@ impl Broker {
             });
             if s.conn.is_none() && self.loader.is_some() {
                 // Offline: kept in the store only.
-                s.spilled += 1;
-                s.spilled_bytes += cost;
+                f.spilled += 1;
+                f.spilled_bytes += cost;
                 return;
             }
         }
-        s.queued_bytes += cost;
+        f.queued_bytes += cost;
         self.total_queued_bytes += cost;
-        s.queue.push_back(q);
+        f.queue.push_back(q);
         self.wake(key);
     }
 
@@ -1551,7 +1591,7 @@ impl Broker {
         if let Some(reason) = self.closed.remove(&conn) {
             return Drain::Closed(reason);
         }
-        let Some(&key) = self.conns.get(&conn) else {
+        let Some(key) = self.key_of(conn) else {
             return Drain::Closed(ReasonCode::UnspecifiedError);
         };
         let window_cfg = usize::from(self.cfg.max_inflight_messages.max(1));
@@ -1565,19 +1605,23 @@ impl Broker {
         }
         let window = window_cfg.min(usize::from(att.receive_maximum));
         let max_packet = att.max_packet_size;
+        let Some(f) = s.flow.as_deref_mut() else {
+            // Nothing was ever queued.
+            return Drain::Idle;
+        };
         let mut sent = 0;
         while sent < budget {
-            let Some(front) = s.queue.front() else {
+            let Some(front) = f.queue.front() else {
                 break;
             };
-            if front.qos != QoS::AtMostOnce && s.inflight.len() >= window {
+            if front.qos != QoS::AtMostOnce && f.inflight.len() >= window {
                 break;
             }
-            let Some(q) = s.queue.pop_front() else {
+            let Some(q) = f.queue.pop_front() else {
                 break;
             };
             let cost = q.msg.cost();
-            s.queued_bytes -= cost;
+            f.queued_bytes -= cost;
             self.total_queued_bytes = self.total_queued_bytes.saturating_sub(cost);
             let expired = q.msg.expired(now);
             // Read rights are checked again at delivery: an ACL reloaded since the message was
@@ -1607,11 +1651,11 @@ impl Broker {
             let pid = if q.qos == QoS::AtMostOnce {
                 None
             } else {
-                let inflight = &s.inflight;
+                let inflight = &f.inflight;
                 let Some(pid) = s.pids.allocate(|id| inflight.iter().any(|i| i.pid == id)) else {
-                    s.queued_bytes += cost;
+                    f.queued_bytes += cost;
                     self.total_queued_bytes += cost;
-                    s.queue.push_front(q);
+                    f.queue.push_front(q);
                     break;
                 };
                 let state = if q.qos == QoS::AtLeastOnce {
@@ -1626,7 +1670,7 @@ impl Broker {
                         item: stored_item(&q, ItemState::Inflight(pid, state)),
                     });
                 }
-                s.inflight.push_back(Inflight {
+                f.inflight.push_back(Inflight {
                     pid,
                     item: q.clone(),
                     state,
@@ -1645,18 +1689,17 @@ impl Broker {
             }));
             sent += 1;
         }
-        let more = s
+        let more = f
             .queue
             .front()
-            .is_some_and(|f| f.qos == QoS::AtMostOnce || s.inflight.len() < window);
+            .is_some_and(|q| q.qos == QoS::AtMostOnce || f.inflight.len() < window);
         if more { Drain::More } else { Drain::Idle }
     }
 
     /// True when `conn`'s session has queued messages the window would let through.
     pub fn has_pending(&self, conn: ConnId) -> bool {
-        self.conns
-            .get(&conn)
-            .is_some_and(|&k| !self.sessions[k].queue.is_empty())
+        self.key_of(conn)
+            .is_some_and(|k| !self.sessions[k].flow().queue.is_empty())
     }
 
     /// The retained message of a topic (tests, `tern` tools).

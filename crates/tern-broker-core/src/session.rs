@@ -11,9 +11,24 @@ use tern_proto::{PacketIds, Timestamp};
 
 use crate::message::MsgRef;
 
-/// Identifies one network connection for its whole life. Never reused.
+/// Identifies one network connection for its whole life: a serial number (high 32 bits) and
+/// the key of the session it attaches to (low 32 bits), so the broker finds the session
+/// without a map. Not reused until 2^32 more connections have attached to the same slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub struct ConnId(core::num::NonZeroU64);
+
+impl ConnId {
+    pub(crate) fn new(serial: core::num::NonZeroU32, session_key: usize) -> Self {
+        // Session keys are slab indexes, far below 2^32 (one per client).
+        let v = (u64::from(serial.get()) << 32) | (session_key as u64 & 0xFFFF_FFFF);
+        // Never zero: the serial in the high half is not.
+        Self(core::num::NonZeroU64::new(v).unwrap_or(core::num::NonZeroU64::MAX))
+    }
+
+    pub(crate) fn session_key(self) -> usize {
+        (self.0.get() & 0xFFFF_FFFF) as usize
+    }
+}
 
 /// The subscription identifiers a delivery carries (5.0 section 3.3.4).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -125,25 +140,56 @@ pub struct Session {
     /// A B-tree, not a hash map: no per-map hasher state, so a session with few
     /// subscriptions (the common case) stays small.
     pub subscriptions: BTreeMap<Box<str>, (SubscriptionOptions, Option<u32>)>,
-    pub queue: VecDeque<Queued>,
-    pub queued_bytes: usize,
-    pub inflight: VecDeque<Inflight>,
     pub pids: PacketIds,
-    /// QoS 2 messages received and PUBREC'd, awaiting PUBREL (bounded by our receive maximum).
-    pub inbound_qos2: BTreeSet<u16>,
     pub will: Option<PendingWill>,
-    /// When the will fires, if the connection has ended and the will is delayed.
-    pub will_due: Option<Timestamp>,
     /// A wake-up for this session's connection is already pending.
     pub wake_pending: bool,
     /// The session has a record in the store.
     pub in_store: bool,
     /// Next sequence number for a stored message.
     pub next_seq: u64,
+    /// Messages on their way: allocated the first time there are any, so that an idle
+    /// session (the common case, thousands per broker) stays small. See [`FlowState`].
+    pub(crate) flow: Option<Box<FlowState>>,
+}
+
+/// The part of a session that only messages in flight need.
+#[derive(Debug)]
+pub struct FlowState {
+    pub queue: VecDeque<Queued>,
+    pub queued_bytes: usize,
+    pub inflight: VecDeque<Inflight>,
+    /// QoS 2 messages received and PUBREC'd, awaiting PUBREL (bounded by our receive maximum).
+    pub inbound_qos2: BTreeSet<u16>,
+    /// When the will fires, if the connection has ended and the will is delayed.
+    pub will_due: Option<Timestamp>,
     /// Messages held only in the store while the session is offline (count and bytes).
     pub spilled: usize,
     pub spilled_bytes: usize,
 }
+
+impl FlowState {
+    pub(crate) const EMPTY: FlowState = FlowState {
+        queue: VecDeque::new(),
+        queued_bytes: 0,
+        inflight: VecDeque::new(),
+        inbound_qos2: BTreeSet::new(),
+        will_due: None,
+        spilled: 0,
+        spilled_bytes: 0,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+            && self.inflight.is_empty()
+            && self.inbound_qos2.is_empty()
+            && self.will_due.is_none()
+            && self.spilled == 0
+    }
+}
+
+/// What [`Session::flow`] returns for a session that has never had a message in flight.
+static NO_FLOW: FlowState = FlowState::EMPTY;
 
 impl Session {
     pub fn new(client_id: Arc<str>, version: ProtocolVersion) -> Self {
@@ -157,24 +203,41 @@ impl Session {
             expiry: 0,
             disconnected_at: None,
             subscriptions: BTreeMap::new(),
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            inflight: VecDeque::new(),
             pids: PacketIds::default(),
-            inbound_qos2: BTreeSet::new(),
             will: None,
-            will_due: None,
             wake_pending: false,
             in_store: false,
             next_seq: 1,
-            spilled: 0,
-            spilled_bytes: 0,
+            flow: None,
+        }
+    }
+
+    /// Messages in flight (empty for a session that has never had any).
+    pub fn flow(&self) -> &FlowState {
+        self.flow.as_deref().unwrap_or(&NO_FLOW)
+    }
+
+    /// Messages in flight, for changing them (allocated on first use).
+    pub fn flow_mut(&mut self) -> &mut FlowState {
+        self.flow.get_or_insert_with(|| Box::new(FlowState::EMPTY))
+    }
+
+    /// Messages in flight, for changing them, if the session has any part allocated.
+    pub fn flow_if_any(&mut self) -> Option<&mut FlowState> {
+        self.flow.as_deref_mut()
+    }
+
+    /// Gives the in-flight part back when nothing is in it (a connection ended, the
+    /// session is idle), so that idle sessions stay small.
+    pub fn release_flow(&mut self) {
+        if self.flow.as_deref().is_some_and(FlowState::is_empty) {
+            self.flow = None;
         }
     }
 
     /// True when a packet id is used by an outgoing message.
     pub fn pid_in_use(&self, pid: PacketId) -> bool {
-        self.inflight.iter().any(|i| i.pid == pid)
+        self.flow().inflight.iter().any(|i| i.pid == pid)
     }
 
     /// When an offline session ends, given `persistent_client_expiration` for "never".

@@ -425,7 +425,7 @@ fn persistent_session_survives_a_restart() {
     publish(&mut b, &p, "p/r", b"kept", QoS::AtMostOnce, true, 0);
     flush(&mut b, &store);
     // Offline: the messages live in the store only.
-    assert_eq!(b.session("sub").unwrap().queue.len(), 0);
+    assert_eq!(b.session("sub").unwrap().flow().queue.len(), 0);
     assert_eq!(store.item_count(), 2);
     drop(b);
 
@@ -519,5 +519,5 @@ fn qos2_received_before_a_restart_is_not_delivered_twice() {
     // Completed: a later PUBREL for it is unknown, and the id can carry a new message.
     flush(&mut b, &store);
     let b2 = persistent_broker(&store, 20);
-    assert!(b2.session("pub").unwrap().inbound_qos2.is_empty());
+    assert!(b2.session("pub").unwrap().flow().inbound_qos2.is_empty());
 }

@@ -20,7 +20,7 @@ use tracing::{debug, info};
 
 use crate::clock;
 use crate::encode::{Encoder, encode_connack, encode_disconnect};
-use crate::park::Wake;
+use crate::park::{Parked, Wake};
 use crate::{ListenerSettings, Shared};
 
 /// Messages moved per lock acquisition when draining a session queue.
@@ -57,13 +57,15 @@ struct State {
     keep_alive: Option<KeepAlive>,
     wake: Arc<Wake>,
     outs: Vec<Out>,
-    packets_in: u64,
-    bytes_in: u64,
-    packets_out: u64,
+    /// Counted since the last time they were added to the broker's statistics.
+    packets_in: u32,
+    bytes_in: u32,
+    packets_out: u32,
     /// Recent authentication failures from this address (when this one failed).
     auth_failures: u32,
     /// Store batch that must be committed before `wbuf` (acks of stored messages) is written.
-    hold: Option<u64>,
+    /// (Stored as the batch number + 1, so that the `Option` costs nothing.)
+    hold: Option<std::num::NonZeroU64>,
 }
 
 /// The TCP socket under a connection: registered with tokio while the connection is busy,
@@ -97,6 +99,14 @@ impl Tcp {
                 *self = other;
                 Err(std::io::Error::other("the connection is not busy"))
             }
+        }
+    }
+
+    /// The socket while it is parked.
+    fn parked_fd(&self) -> Option<RawFd> {
+        match self {
+            Tcp::Parked(s) => Some(s.as_raw_fd()),
+            _ => None,
         }
     }
 
@@ -172,11 +182,17 @@ impl AsyncWrite for Tcp {
 }
 
 /// A stream whose connection can be parked while idle (see [`crate::park`]).
-pub trait Park {
+pub(crate) trait Park: Sized {
     /// Whether this kind of stream can be parked; one that cannot keeps its task while idle.
     const PARKS: bool;
     /// The socket under the stream.
     fn tcp(&mut self) -> Option<&mut Tcp>;
+    fn tcp_ref(&self) -> Option<&Tcp>;
+    /// A plain TCP connection is parked in the lot's slab itself rather than in a box of
+    /// its own: no allocation per idle connection, so none to fragment the heap.
+    fn unbox(c: Box<Conn<Self>>) -> Result<PlainConn, Box<Conn<Self>>> {
+        Err(c)
+    }
 }
 
 impl Park for Tcp {
@@ -184,7 +200,16 @@ impl Park for Tcp {
     fn tcp(&mut self) -> Option<&mut Tcp> {
         Some(self)
     }
+    fn tcp_ref(&self) -> Option<&Tcp> {
+        Some(self)
+    }
+    fn unbox(c: Box<Conn<Self>>) -> Result<PlainConn, Box<Conn<Self>>> {
+        Ok(*c)
+    }
 }
+
+/// A plain MQTT-over-TCP connection (the kind parked inline, see [`Park::unbox`]).
+pub(crate) type PlainConn = Conn<Tcp>;
 
 impl Park for tokio_rustls::server::TlsStream<Tcp> {
     // rustls holds no unread plaintext when a connection parks: it parks only after its last
@@ -192,6 +217,9 @@ impl Park for tokio_rustls::server::TlsStream<Tcp> {
     const PARKS: bool = true;
     fn tcp(&mut self) -> Option<&mut Tcp> {
         Some(self.get_mut().0)
+    }
+    fn tcp_ref(&self) -> Option<&Tcp> {
+        Some(self.get_ref().0)
     }
 }
 
@@ -201,28 +229,40 @@ impl Park for tokio::net::TcpStream {
     fn tcp(&mut self) -> Option<&mut Tcp> {
         None
     }
+    fn tcp_ref(&self) -> Option<&Tcp> {
+        None
+    }
 }
 
 /// What a connection owns between packets. Boxed, so that it moves between the task that
 /// serves it while it is busy and the small task that waits for it while it is parked.
-struct Conn<S> {
+pub(crate) struct Conn<S> {
     shared: Arc<Shared>,
     stream: S,
     listener: Arc<ListenerSettings>,
-    peer_username: Option<String>,
+    peer_username: Option<Box<str>>,
     st: State,
     connect_deadline: Timestamp,
     /// The connection's span, kept only when it is enabled (debug logging): a disabled span
     /// is still 40 bytes.
     span: Option<Box<tracing::Span>>,
-    /// The connection's share of the limits, given back when it ends.
-    _slot: Option<crate::ConnSlot>,
+    /// The connection's share of the limits, given back when it ends (with its address,
+    /// see `Drop`).
+    permits: Option<crate::Permits>,
+}
+
+impl<S> Drop for Conn<S> {
+    fn drop(&mut self) {
+        if self.permits.is_some() {
+            crate::release_address(&self.shared, self.st.peer.ip());
+        }
+    }
 }
 
 /// Serves one connection until it ends. `peer_username` is a TLS certificate identity when
 /// `use_identity_as_username` / `use_subject_as_username` applies; `slot` is released when
 /// the connection ends.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     shared: Arc<Shared>,
     stream: S,
     peer: SocketAddr,
@@ -245,7 +285,7 @@ pub async fn serve<S>(
         shared,
         stream,
         listener,
-        peer_username,
+        peer_username: peer_username.map(String::into_boxed_str),
         st: State {
             peer,
             conn: None,
@@ -264,7 +304,7 @@ pub async fn serve<S>(
         },
         connect_deadline,
         span: (!span.is_disabled()).then(|| Box::new(span.clone())),
-        _slot: slot,
+        permits: slot.and_then(crate::ConnSlot::into_permits),
     });
     if let Some(c) = serve_busy(c).instrument(span).await {
         park(c);
@@ -285,9 +325,12 @@ where
         None => return resume(c),
         Some(Err(e)) => return finish(&c.shared, &c.st, End::Io(e)),
     };
-    let due = c.st.keep_alive.as_ref().and_then(|k| k.server_deadline());
     let wake = c.st.wake.clone();
-    lot.park(c, fd, due, wake);
+    let parked = match S::unbox(c) {
+        Ok(plain) => Parked::Plain(plain),
+        Err(c) => Parked::Boxed(c),
+    };
+    lot.park(parked, fd, &wake);
 }
 
 impl<S> crate::park::Resume for Conn<S>
@@ -299,6 +342,21 @@ where
             return finish(&self.shared, &self.st, End::Io(e));
         }
         resume(self);
+    }
+
+    fn fd(&self) -> Option<RawFd> {
+        self.stream.tcp_ref().and_then(Tcp::parked_fd)
+    }
+
+    fn due(&self) -> Option<Timestamp> {
+        self.st
+            .keep_alive
+            .as_ref()
+            .and_then(|k| k.server_deadline())
+    }
+
+    fn wake(&self) -> &Wake {
+        &self.st.wake
     }
 }
 
@@ -407,7 +465,7 @@ where
                 match r {
                     Ok(0) => break End::PeerClosed,
                     Ok(n) => {
-                        st.bytes_in += n as u64;
+                        st.bytes_in = st.bytes_in.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
                         read_hint = if n >= spare.max(64) { (read_hint * 2).clamp(2048, MAX_READ_CHUNK) } else { read_hint.min(n.next_power_of_two()) };
                         let mut ended = process_input(shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
                         while ended.is_none() && has_complete_packet(&rbuf, max_packet) {
@@ -487,7 +545,7 @@ where
 /// Waits until the store batch the pending output depends on is committed.
 async fn held_until_durable(shared: &Shared, st: &mut State) -> Result<(), tern_store::StoreError> {
     match st.hold.take() {
-        Some(seq) => shared.durable(seq).await,
+        Some(h) => shared.durable(h.get() - 1).await,
         None => Ok(()),
     }
 }
@@ -495,8 +553,8 @@ async fn held_until_durable(shared: &Shared, st: &mut State) -> Result<(), tern_
 /// Records that the output gathered so far may only be written once store batch `seq` (if
 /// any) is committed.
 fn hold_for(st: &mut State, seq: Option<u64>) {
-    if let Some(seq) = seq {
-        st.hold = Some(st.hold.map_or(seq, |h| h.max(seq)));
+    if let Some(h) = seq.and_then(|s| std::num::NonZeroU64::new(s.saturating_add(1))) {
+        st.hold = Some(st.hold.map_or(h, |old| old.max(h)));
     }
 }
 
@@ -509,8 +567,8 @@ fn finish(shared: &Shared, st: &State, end: End) {
             core.notifies.remove(&conn);
         }
         let stats = core.broker.stats_mut();
-        stats.bytes_received += st.bytes_in;
-        stats.messages_received += st.packets_in;
+        stats.bytes_received += u64::from(st.bytes_in);
+        stats.messages_received += u64::from(st.packets_in);
         shared.persist(&mut core);
         let mut woken = Vec::new();
         core.broker.take_wakeups(&mut woken);
@@ -550,8 +608,8 @@ fn drain_own(shared: &Shared, st: &mut State, wbuf: &mut Vec<u8>) -> Option<End>
     let mut woken = Vec::new();
     {
         let mut core = shared.lock();
-        core.broker.stats_mut().bytes_received += std::mem::take(&mut st.bytes_in);
-        core.broker.stats_mut().messages_received += std::mem::take(&mut st.packets_in);
+        core.broker.stats_mut().bytes_received += u64::from(std::mem::take(&mut st.bytes_in));
+        core.broker.stats_mut().messages_received += u64::from(std::mem::take(&mut st.packets_in));
         while wbuf.len() < WRITE_HIGH_WATER {
             result = core.broker.drain(now, conn, DRAIN_BUDGET, &mut st.outs);
             if result != Drain::More || st.outs.len() >= DRAIN_BUDGET * 4 {
@@ -599,7 +657,7 @@ fn flush_outs(st: &mut State, now: Timestamp, wbuf: &mut Vec<u8>) {
                 );
             }
             enc.encode(&o, now, wbuf);
-            st.packets_out += 1;
+            st.packets_out = st.packets_out.saturating_add(1);
         }
     } else {
         st.outs.clear();
@@ -671,7 +729,7 @@ fn process_input(
         }
         let body = &rbuf[off + f.header_len..off + total];
         off += total;
-        st.packets_in += 1;
+        st.packets_in = st.packets_in.saturating_add(1);
         if let Some(k) = st.keep_alive.as_mut() {
             k.last_received = now;
         }
@@ -896,7 +954,7 @@ fn handle_connect(
             );
             for o in &outs {
                 enc.encode(o, now, wbuf);
-                st.packets_out += 1;
+                st.packets_out = st.packets_out.saturating_add(1);
             }
             st.encoder = Some(enc);
             Ok(())

@@ -198,9 +198,10 @@ impl Shared {
         self.settings.core.max_packet_size
     }
 
-    fn add_sent(&self, bytes: usize, packets: u64) {
+    fn add_sent(&self, bytes: usize, packets: u32) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.packets_sent.fetch_add(packets, Ordering::Relaxed);
+        self.packets_sent
+            .fetch_add(u64::from(packets), Ordering::Relaxed);
     }
 
     /// Records a failed authentication from `ip`; returns how many failed recently (a
@@ -553,7 +554,7 @@ async fn accept_loop(
         let slot_guard = ConnSlot {
             shared: shared.clone(),
             ip: peer.ip(),
-            _permits: (mine, global),
+            permits: Some(Permits::keep(mine, global)),
         };
         // One spawn per kind of connection, so that each task is only as large as its own
         // future: a plain MQTT connection, the common idle case, does not carry the space of
@@ -586,15 +587,52 @@ async fn accept_loop(
 pub struct ConnSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
-    _permits: (
-        tokio::sync::OwnedSemaphorePermit,
-        tokio::sync::OwnedSemaphorePermit,
-    ),
+    /// `None` once handed to the connection (see [`ConnSlot::into_permits`]).
+    permits: Option<Permits>,
+}
+
+impl ConnSlot {
+    /// Hands the slot to a connection, which keeps only the permits (it has the shared
+    /// state and the peer address already) and gives the address back itself, with
+    /// [`release_address`], when it ends.
+    pub(crate) fn into_permits(mut self) -> Option<Permits> {
+        self.permits.take()
+    }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        release_address(&self.shared, self.ip);
+        if self.permits.take().is_some() {
+            release_address(&self.shared, self.ip);
+        }
+    }
+}
+
+/// One permit each of the listener's and the global `max_connections` semaphores, given back
+/// on drop. (Held as the semaphores alone: a held `OwnedSemaphorePermit` is twice the size,
+/// for every idle connection.)
+#[derive(Debug)]
+pub(crate) struct Permits([Arc<Semaphore>; 2]);
+
+impl Permits {
+    /// Each permit is one (`acquire_owned` / `try_acquire_owned`); `drop` adds one back.
+    fn keep(
+        listener: tokio::sync::OwnedSemaphorePermit,
+        global: tokio::sync::OwnedSemaphorePermit,
+    ) -> Self {
+        Self([listener, global].map(|p| {
+            let s = p.semaphore().clone();
+            p.forget();
+            s
+        }))
+    }
+}
+
+impl Drop for Permits {
+    fn drop(&mut self) {
+        for s in &self.0 {
+            s.add_permits(1);
+        }
     }
 }
 
@@ -777,7 +815,7 @@ fn reserve_address(shared: &Shared, ip: IpAddr) -> bool {
     true
 }
 
-fn release_address(shared: &Shared, ip: IpAddr) {
+pub(crate) fn release_address(shared: &Shared, ip: IpAddr) {
     let mut m = shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(n) = m.get_mut(&ip) {
         *n -= 1;

@@ -11,7 +11,7 @@
 //! Mosquitto keeps an idle connection in its epoll set and a struct; this is the same shape.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,11 +23,43 @@ use tokio::io::unix::AsyncFd;
 use tracing::warn;
 
 use crate::clock;
+use crate::conn::PlainConn;
 
 /// A parked connection, whatever its stream type.
 pub(crate) trait Resume: Send {
     /// Puts the socket back into tokio's reactor and serves the connection in a new task.
     fn resume(self: Box<Self>);
+    /// The parked socket (`None` once it is lost).
+    fn fd(&self) -> Option<RawFd>;
+    /// Keep-alive deadline: resumed then (and, still silent, closed).
+    fn due(&self) -> Option<Timestamp>;
+    fn wake(&self) -> &Wake;
+}
+
+/// A connection on its way into the lot. (The size difference is the point: a plain
+/// connection moves into the slab by value, and a `Parked` only lives for that move.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Parked {
+    /// Plain TCP, the common idle connection: kept in the lot's slab itself.
+    Plain(PlainConn),
+    /// Anything else (TLS): its own allocation, large anyway.
+    Boxed(Box<dyn Resume>),
+}
+
+impl Parked {
+    fn resume(self) {
+        match self {
+            Parked::Plain(c) => Box::new(c).resume(),
+            Parked::Boxed(c) => c.resume(),
+        }
+    }
+
+    fn conn(&self) -> &dyn Resume {
+        match self {
+            Parked::Plain(c) => c,
+            Parked::Boxed(c) => &**c,
+        }
+    }
 }
 
 /// A connection's wake-up: set by whoever queues something for it (another connection's
@@ -36,18 +68,20 @@ pub(crate) trait Resume: Send {
 /// lot.
 #[derive(Debug)]
 pub struct Wake {
-    flag: AtomicBool,
-    /// The connection's slab key + 1 while it is parked, 0 while it is busy.
-    parked: AtomicUsize,
+    /// Bit 0: a wake-up is waiting to be taken. The other bits: the connection's lot token
+    /// + 1 while it is parked, 0 while it is busy. One word for both, so that a wake-up and
+    ///   a park cannot miss each other (and the handle stays small: one per connection).
+    state: AtomicUsize,
     waker: AtomicWaker,
     lot: Option<Arc<Lot>>,
 }
 
+const WOKEN: usize = 1;
+
 impl Wake {
     pub(crate) fn new(lot: Option<Arc<Lot>>) -> Self {
         Self {
-            flag: AtomicBool::new(false),
-            parked: AtomicUsize::new(0),
+            state: AtomicUsize::new(0),
             waker: AtomicWaker::new(),
             lot,
         }
@@ -55,27 +89,41 @@ impl Wake {
 
     /// Wakes the connection, or leaves the wake-up for its next wait.
     pub fn notify_one(&self) {
-        // SeqCst pairs with `Lot::park`: either this sees the parked key, or the parker sees
-        // the flag.
-        self.flag.store(true, Ordering::SeqCst);
-        match (self.parked.load(Ordering::SeqCst), &self.lot) {
+        // Either this sees the parked token, or `Lot::park` sees the wake-up.
+        let was = self.state.fetch_or(WOKEN, Ordering::SeqCst);
+        match (was >> 1, &self.lot) {
             (0, _) | (_, None) => self.waker.wake(),
             (k, Some(lot)) => lot.make_ready(k - 1),
         }
     }
 
+    /// Records the lot token of a parked connection; true if a wake-up is already waiting.
+    fn set_parked(&self, token: usize) -> bool {
+        // Busy: the token bits are 0, so adding sets them and keeps the wake-up bit.
+        self.state.fetch_add((token + 1) << 1, Ordering::SeqCst) & WOKEN != 0
+    }
+
+    /// The connection left the lot.
+    fn set_busy(&self) {
+        self.state.fetch_and(WOKEN, Ordering::SeqCst);
+    }
+
     /// True when a wake-up is waiting to be taken.
     pub(crate) fn is_set(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & WOKEN != 0
+    }
+
+    fn take(&self) -> bool {
+        self.state.fetch_and(!WOKEN, Ordering::AcqRel) & WOKEN != 0
     }
 
     pub(crate) fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.flag.swap(false, Ordering::AcqRel) {
+        if self.take() {
             return Poll::Ready(());
         }
         self.waker.register(cx.waker());
         // A wake-up between the check and the registration is not lost.
-        if self.flag.swap(false, Ordering::AcqRel) {
+        if self.take() {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -87,19 +135,25 @@ impl Wake {
     }
 }
 
-struct Entry {
-    conn: Box<dyn Resume>,
-    fd: RawFd,
-    /// Keep-alive deadline: resumed then (and, still silent, closed).
-    due: Option<Timestamp>,
-    wake: Arc<Wake>,
-}
-
+/// Parked connections are named by a token: the slab key times two, plus one for the boxed
+/// slab. (The token is also the epoll token and, plus one, [`Wake::parked`].) A slab holds
+/// the connection and nothing else: its socket, deadline and wake-up are in it.
 #[derive(Default)]
 struct Inner {
-    parked: slab::Slab<Entry>,
-    /// Keys woken since the lot last looked.
+    plain: slab::Slab<PlainConn>,
+    boxed: slab::Slab<Box<dyn Resume>>,
+    /// Tokens woken since the lot last looked.
     ready: Vec<usize>,
+}
+
+impl Inner {
+    fn remove(&mut self, token: usize) -> Option<Parked> {
+        if token & 1 == 0 {
+            self.plain.try_remove(token >> 1).map(Parked::Plain)
+        } else {
+            self.boxed.try_remove(token >> 1).map(Parked::Boxed)
+        }
+    }
 }
 
 /// The parked connections of one server.
@@ -144,39 +198,38 @@ impl Lot {
 
     /// Parks `conn`, whose socket `fd` has left tokio's reactor. If the socket cannot be
     /// watched, the connection is resumed at once.
-    pub(crate) fn park(
-        &self,
-        conn: Box<dyn Resume>,
-        fd: RawFd,
-        due: Option<Timestamp>,
-        wake: Arc<Wake>,
-    ) {
-        let key = {
+    pub(crate) fn park(&self, conn: Parked, fd: RawFd, wake: &Wake) {
+        let (token, woken) = {
             let mut inner = self.lock();
-            let entry = inner.parked.vacant_entry();
-            let key = entry.key();
+            let token = match &conn {
+                Parked::Plain(_) => inner.plain.vacant_key() << 1,
+                Parked::Boxed(_) => (inner.boxed.vacant_key() << 1) | 1,
+            };
             // Edge-triggered: input that arrived before this call is reported at once.
-            if let Err(e) =
-                self.registry
-                    .register(&mut SourceFd(&fd), mio::Token(key), mio::Interest::READABLE)
-            {
+            if let Err(e) = self.registry.register(
+                &mut SourceFd(&fd),
+                mio::Token(token),
+                mio::Interest::READABLE,
+            ) {
                 drop(inner);
                 warn!("could not park an idle connection ({e}); it stays busy");
                 conn.resume();
                 return;
             }
-            wake.parked.store(key + 1, Ordering::SeqCst);
-            entry.insert(Entry {
-                conn,
-                fd,
-                due,
-                wake: wake.clone(),
-            });
-            key
+            let woken = wake.set_parked(token);
+            match conn {
+                Parked::Plain(conn) => {
+                    inner.plain.insert(conn);
+                }
+                Parked::Boxed(conn) => {
+                    inner.boxed.insert(conn);
+                }
+            }
+            (token, woken)
         };
         // A wake-up given while the connection was on its way here.
-        if wake.flag.load(Ordering::SeqCst) {
-            self.make_ready(key);
+        if woken {
+            self.make_ready(token);
         }
     }
 
@@ -198,12 +251,20 @@ impl Lot {
     /// Keys of parked connections whose keep-alive deadline has passed.
     fn due(&self, now: Timestamp, keys: &mut Vec<usize>) {
         let inner = self.lock();
+        let due = |d: Option<Timestamp>| d.is_some_and(|d| d <= now);
         keys.extend(
             inner
-                .parked
+                .plain
                 .iter()
-                .filter(|(_, e)| e.due.is_some_and(|d| d <= now))
-                .map(|(k, _)| k),
+                .filter(|(_, c)| due(c.due()))
+                .map(|(k, _)| k << 1),
+        );
+        keys.extend(
+            inner
+                .boxed
+                .iter()
+                .filter(|(_, c)| due(c.due()))
+                .map(|(k, _)| (k << 1) | 1),
         );
     }
 
@@ -213,10 +274,9 @@ impl Lot {
         {
             let mut inner = self.lock();
             for k in keys.drain(..) {
-                if let Some(e) = inner.parked.try_remove(k) {
-                    let _ = self.registry.deregister(&mut SourceFd(&e.fd));
-                    e.wake.parked.store(0, Ordering::SeqCst);
-                    out.push(e.conn);
+                if let Some(conn) = inner.remove(k) {
+                    self.unwatch(conn.conn());
+                    out.push(conn);
                 }
             }
         }
@@ -225,13 +285,28 @@ impl Lot {
         }
     }
 
+    /// Takes a connection's socket out of the epoll set (it is leaving the lot).
+    fn unwatch(&self, conn: &dyn Resume) {
+        if let Some(fd) = conn.fd() {
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+        }
+        conn.wake().set_busy();
+    }
+
     /// Drops every parked connection (the server has stopped).
     pub(crate) fn clear(&self) {
-        let parked = std::mem::take(&mut self.lock().parked);
-        for (_, e) in parked {
-            let _ = self.registry.deregister(&mut SourceFd(&e.fd));
-            e.wake.parked.store(0, Ordering::SeqCst);
-            drop(e.conn);
+        let (plain, boxed) = {
+            let mut inner = self.lock();
+            (
+                std::mem::take(&mut inner.plain),
+                std::mem::take(&mut inner.boxed),
+            )
+        };
+        for (_, c) in plain {
+            self.unwatch(&c);
+        }
+        for (_, c) in boxed {
+            self.unwatch(&*c);
         }
     }
 }

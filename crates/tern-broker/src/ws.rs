@@ -3,7 +3,7 @@
 //! This module owns the HTTP upgrade and the framing: [`accept`] performs the upgrade on an
 //! already accepted stream (plain TCP, or TLS layered underneath by the caller), insists on
 //! the `mqtt` subprotocol, and returns a [`WsStream`] that the per-connection driver
-//! ([`crate::conn::serve`]) reads and writes like any byte stream. It knows nothing about
+//! (`conn::serve`) reads and writes like any byte stream. It knows nothing about
 //! MQTT packets: an MQTT packet may span WebSocket messages and one message may hold several
 //! packets [MQTT-6.0.0-2], so reads simply concatenate the payloads of binary messages.
 //!
@@ -369,6 +369,9 @@ impl<S> crate::conn::Park for WsStream<S> {
     // Frames may sit half-read in the WebSocket layer: a WebSocket connection keeps its task.
     const PARKS: bool = false;
     fn tcp(&mut self) -> Option<&mut crate::conn::Tcp> {
+        None
+    }
+    fn tcp_ref(&self) -> Option<&crate::conn::Tcp> {
         None
     }
 }

@@ -152,7 +152,7 @@ fn global_max_connections_third_client_refused_until_a_slot_is_free() {
 /// listener is refused until one of them leaves, and the connected ones keep working.
 #[test]
 fn global_max_connections_counts_connections_on_all_listeners() {
-    let (p1, p2) = (free_port(), free_port());
+    let [p1, p2] = free_ports();
     let b = Broker::with_config(&format!(
         "allow_anonymous true\nglobal_max_connections 3\nlistener {p1} 127.0.0.1\nlistener {p2} 127.0.0.1\n"
     ));
@@ -175,7 +175,7 @@ fn global_max_connections_counts_connections_on_all_listeners() {
 /// other listener (no cap) keeps accepting.
 #[test]
 fn listener_max_connections_leaves_other_listeners_alone() {
-    let (p1, p2) = (free_port(), free_port());
+    let [p1, p2] = free_ports();
     let _b = Broker::with_config(&format!(
         "allow_anonymous true\nlistener {p1} 127.0.0.1\nmax_connections 2\nlistener {p2} 127.0.0.1\n"
     ));
@@ -235,7 +235,7 @@ fn connect_timeout_closes_partial_and_trickled_connects() {
 /// served; when one of the three leaves, 127.0.0.1 may connect again.
 #[test]
 fn max_connections_per_address() {
-    let (p4, p6) = (free_port(), free_port());
+    let [p4, p6] = free_ports();
     let b = Broker::with_config(&format!(
         "allow_anonymous true\nmax_connections_per_address 3\nlistener {p4} 127.0.0.1\nlistener {p6} ::1\n"
     ));
@@ -335,7 +335,7 @@ fn tls_handshake_storm_does_not_starve_established_connections() {
         assert_eq!(code, Some(0), "tern pki {sub}: {out}{err}");
     }
     let ca = pki.path().join("ca.crt");
-    let (plain, tls) = (free_port(), free_port());
+    let [plain, tls] = free_ports();
     let mut b = Broker::with_config(&format!(
         "allow_anonymous true\ntls_handshake_rate {RATE}\nconnect_timeout 4\nmax_connections_per_address 1000\n\
          listener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\ncertfile {}\nkeyfile {}\n",

@@ -127,11 +127,13 @@ fn s(p: &Path) -> &str {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// Distinct free ports (all held until each is known, so none is handed out twice).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: [TcpListener; N] = std::array::from_fn(|_| TcpListener::bind("127.0.0.1:0").unwrap());
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// A running mosquitto, killed on drop.
@@ -925,7 +927,7 @@ fn doctor_setup(tag: &str) -> (TempDir, Mosquitto, u16, u16) {
             "127.0.0.1",
         ],
     );
-    let (tls, plain) = (free_port(), free_port());
+    let [tls, plain] = free_ports();
     let conf = format!(
         "{}listener {plain} 127.0.0.1\n",
         tls_listener(tls, &pki, "")

@@ -234,7 +234,7 @@ fn per_listener_settings_two_password_files() {
     let pw1 = f.write("pw1", &passwd_text(&["alice"]));
     let pw2 = f.write("pw2", &passwd_text(&["bob"]));
     let acl1 = f.write("acl1", "user alice\ntopic readwrite a/#\n");
-    let (p1, p2) = (free_port(), free_port());
+    let [p1, p2] = free_ports();
     let b = Broker::with_config(&format!(
         "per_listener_settings true\n\
          listener {p1} 127.0.0.1\npassword_file {}\nacl_file {}\n\

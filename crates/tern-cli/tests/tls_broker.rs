@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Broker, TERN, free_port};
+use common::{Broker, TERN, free_port, free_ports};
 
 const INSTALL: &str = "install it with: apt-get install -y openssl mosquitto mosquitto-clients";
 
@@ -922,7 +922,7 @@ fn tls12_esp8266_ciphers_with_rsa_and_ecdsa_certificates() {
         "--name",
         "rsa",
     ]);
-    let (rsa, ec) = (free_port(), free_port());
+    let [rsa, ec] = free_ports();
     let _b = Broker::with_config(&format!(
         "allow_anonymous true\n{}{}",
         pki.listener(rsa, "rsa", ""),
@@ -987,7 +987,7 @@ fn tls12_esp8266_ciphers_with_rsa_and_ecdsa_certificates() {
 #[test]
 fn tls_max_fragment_size_1024_bounds_every_record_the_broker_sends() {
     let pki = Pki::new();
-    let (small, full, plain) = (free_port(), free_port(), free_port());
+    let [small, full, plain] = free_ports();
     let _b = Broker::with_config(&format!(
         "allow_anonymous true\nlistener {plain} 127.0.0.1\n{}{}",
         pki.listener(small, "server", "tls_max_fragment_size 1024\n"),
@@ -1886,7 +1886,7 @@ fn fingerprint_line<'a>(lines: &'a [String], kind: &str) -> &'a str {
 #[test]
 fn quickstart_makes_a_pki_prints_fingerprints_and_working_commands() {
     let d = tempfile::tempdir().unwrap();
-    let (port, tls_port) = (free_port(), free_port());
+    let [port, tls_port] = free_ports();
     let (q, lines) = quickstart(d.path(), port, tls_port);
     let pki = d.path().join("pki");
     for f in ["ca.crt", "server.crt", "server.key"] {
@@ -1970,7 +1970,7 @@ fn quickstart_makes_a_pki_prints_fingerprints_and_working_commands() {
 #[test]
 fn doctor_on_terns_tls_listener_and_on_its_plain_port() {
     let pki = Pki::new();
-    let (tls, plain) = (free_port(), free_port());
+    let [tls, plain] = free_ports();
     let _b = Broker::with_config(&format!(
         "{}listener {plain} 127.0.0.1\n",
         anon_tls(&pki, tls, "")

@@ -19,16 +19,14 @@ pub enum AliasError {
 #[derive(Debug, Default)]
 pub struct InboundAliases {
     max: u16,
-    table: Vec<Option<Arc<str>>>,
+    /// One slot per alias up to the highest set so far (none until the first).
+    table: Option<alloc::boxed::Box<[Option<Arc<str>>]>>,
 }
 
 impl InboundAliases {
     /// A table for aliases `1..=max` (the Topic Alias Maximum we announced).
     pub fn new(max: u16) -> Self {
-        Self {
-            max,
-            table: Vec::new(),
-        }
+        Self { max, table: None }
     }
 
     /// Resolves an incoming PUBLISH's topic: sets the mapping when both a topic and an alias
@@ -48,17 +46,19 @@ impl InboundAliases {
         if topic.is_empty() {
             return self
                 .table
-                .get(idx)
-                .cloned()
-                .flatten()
+                .as_ref()
+                .and_then(|t| t.get(idx).cloned().flatten())
                 .map(Some)
                 .ok_or(AliasError::Unknown);
         }
-        if self.table.len() <= idx {
-            self.table.resize(idx + 1, None);
+        // Grown to the highest alias used so far, not to `max` at once.
+        let mut table = self.table.take().map(Vec::from).unwrap_or_default();
+        if table.len() <= idx {
+            table.resize(idx + 1, None);
         }
         let t: Arc<str> = Arc::from(topic);
-        self.table[idx] = Some(t.clone());
+        table[idx] = Some(t.clone());
+        self.table = Some(table.into_boxed_slice());
         Ok(Some(t))
     }
 }
@@ -75,13 +75,19 @@ pub enum OutboundAlias {
 }
 
 /// Aliases this side assigns. Topics get aliases in order of first use; once all are taken,
-/// the least recently assigned one is reused. Memory: `max` topic strings at most.
+/// the least recently assigned one is reused. Memory: `max` topic strings at most, and
+/// nothing until the first alias is assigned (most connections never use one).
 #[derive(Debug, Default)]
 pub struct OutboundAliases {
     max: u16,
+    next_victim: u16,
+    table: Option<alloc::boxed::Box<OutboundTable>>,
+}
+
+#[derive(Debug, Default)]
+struct OutboundTable {
     by_topic: BTreeMap<Arc<str>, u16>,
     by_alias: Vec<Arc<str>>,
-    next_victim: u16,
 }
 
 impl OutboundAliases {
@@ -89,9 +95,8 @@ impl OutboundAliases {
     pub fn new(max: u16) -> Self {
         Self {
             max,
-            by_topic: BTreeMap::new(),
-            by_alias: Vec::new(),
             next_victim: 0,
+            table: None,
         }
     }
 
@@ -100,20 +105,21 @@ impl OutboundAliases {
         if self.max == 0 {
             return OutboundAlias::None;
         }
-        if let Some(&a) = self.by_topic.get(topic) {
+        let t = self.table.get_or_insert_with(Default::default);
+        if let Some(&a) = t.by_topic.get(topic) {
             return OutboundAlias::Use(a);
         }
-        let alias = if self.by_alias.len() < usize::from(self.max) {
-            self.by_alias.push(topic.clone());
-            self.by_alias.len() as u16
+        let alias = if t.by_alias.len() < usize::from(self.max) {
+            t.by_alias.push(topic.clone());
+            t.by_alias.len() as u16
         } else {
             let idx = usize::from(self.next_victim);
             self.next_victim = (self.next_victim + 1) % self.max;
-            let old = core::mem::replace(&mut self.by_alias[idx], topic.clone());
-            self.by_topic.remove(&old);
+            let old = core::mem::replace(&mut t.by_alias[idx], topic.clone());
+            t.by_topic.remove(&old);
             idx as u16 + 1
         };
-        self.by_topic.insert(topic.clone(), alias);
+        t.by_topic.insert(topic.clone(), alias);
         OutboundAlias::Set(alias)
     }
 }

@@ -151,11 +151,15 @@ impl Drop for Broker {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct loopback ports that were free a moment ago: all are held until every one is
+/// known, so the system cannot hand out one port twice for two listeners of one config.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: [std::net::TcpListener; N] =
+        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// "tern: listening on 127.0.0.1:PORT (...)" -> PORT (IPv4 listeners only).

@@ -46,11 +46,19 @@ impl Drop for TempDir {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct free ports: the listeners are all held until every port is known, so the
+/// system cannot hand out the same port twice (one broker config with two listeners on one
+/// port does not start).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 fn broker_command() -> (String, Vec<String>) {
@@ -81,13 +89,14 @@ impl Broker {
     /// written before the lines.
     pub fn start_with(tls: &[(&str, &str)], extra: &str) -> Broker {
         let dir = TempDir::new("broker");
-        let port = free_port();
+        let mut free = free_ports(1 + tls.len()).into_iter();
+        let port = free.next().unwrap();
         let mut conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\nper_listener_settings false\n{extra}\n"
         );
         let mut ports = Vec::new();
         for (name, lines) in tls {
-            let p = free_port();
+            let p = free.next().unwrap();
             conf.push_str(&format!("listener {p} 127.0.0.1\n{lines}\n"));
             ports.push(((*name).to_owned(), p));
         }
