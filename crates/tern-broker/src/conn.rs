@@ -467,12 +467,20 @@ where
                     Ok(n) => {
                         st.bytes_in = st.bytes_in.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
                         read_hint = if n >= spare.max(64) { (read_hint * 2).clamp(2048, MAX_READ_CHUNK) } else { read_hint.min(n.next_power_of_two()) };
-                        let mut ended = process_input(shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                        // A CONNECT with a password is checked off this thread first.
+                        let verdict = match (&listener.authenticator, st.conn, peer_username.as_deref()) {
+                            (Some(auth), None, None) => match connect_credentials(&rbuf, max_packet) {
+                                Some((user, password)) => Some(shared.authenticate(auth.clone(), user, password).await),
+                                None => None,
+                            },
+                            _ => None,
+                        };
+                        let mut ended = process_input(shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref(), verdict);
                         while ended.is_none() && has_complete_packet(&rbuf, max_packet) {
                             // More than one batch was read: let the other connections run
                             // between batches, so one busy client cannot hold the thread.
                             tokio::task::yield_now().await;
-                            ended = process_input(shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref());
+                            ended = process_input(shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, peer_username.as_deref(), None);
                         }
                         if let Some(end) = ended {
                             if st.auth_failures > 1 {
@@ -685,6 +693,17 @@ fn out_name(o: &Out) -> &'static str {
 /// connections have had theirs).
 const BATCH_PACKETS: usize = 64;
 
+/// The user name and password of the CONNECT at the start of `rbuf`, once it is whole (what
+/// [`Shared::authenticate`] checks before the packet is handled).
+fn connect_credentials(rbuf: &[u8], max_packet: u32) -> Option<(String, Option<Vec<u8>>)> {
+    let f = frame(rbuf, max_packet).ok()??;
+    let body = rbuf.get(f.header_len..f.total_len())?;
+    match decode_body(f.first_byte, body, ProtocolVersion::V311).ok()? {
+        Packet::Connect(c) => Some((c.username?.to_owned(), c.password.map(<[u8]>::to_vec))),
+        _ => None,
+    }
+}
+
 /// True when `rbuf` starts with a whole packet (or with bytes that are already an error).
 fn has_complete_packet(rbuf: &[u8], max_packet: u32) -> bool {
     match frame(rbuf, max_packet) {
@@ -704,6 +723,7 @@ fn process_input(
     max_packet: u32,
     peer: SocketAddr,
     peer_username: Option<&str>,
+    verdict: Option<AuthResult>,
 ) -> Option<End> {
     let now = clock::now();
     let mut off = 0;
@@ -757,7 +777,17 @@ fn process_input(
                 break;
             };
             st.version = c.protocol;
-            match handle_connect(shared, listener, st, c, now, peer, peer_username, wbuf) {
+            match handle_connect(
+                shared,
+                listener,
+                st,
+                c,
+                now,
+                peer,
+                peer_username,
+                verdict,
+                wbuf,
+            ) {
                 Ok(()) => {
                     // Outputs of the CONNECT (CONNACK, redeliveries) are already encoded.
                     continue;
@@ -883,6 +913,7 @@ fn handle_connect(
     now: Timestamp,
     peer: SocketAddr,
     peer_username: Option<&str>,
+    verdict: Option<AuthResult>,
     wbuf: &mut Vec<u8>,
 ) -> Result<(), End> {
     let v = c.protocol;
@@ -894,11 +925,15 @@ fn handle_connect(
         encode_connack(&info, v, wbuf);
         End::Refused(reason)
     };
-    // Authentication (outside the broker lock: password hashing is slow on purpose).
+    // Authentication: `verdict` was worked out off this thread (password hashing is slow on
+    // purpose); checked here only if it was not.
     let username = peer_username.or(c.username);
+    let check = |auth: &Arc<dyn tern_broker_core::Authenticator>, u: &str| {
+        verdict.unwrap_or_else(|| auth.authenticate(u, c.password))
+    };
     match (peer_username, c.username, &listener.authenticator) {
         (Some(_), _, _) => {}
-        (None, Some(u), Some(auth)) if auth.authenticate(u, c.password) != AuthResult::Allowed => {
+        (None, Some(u), Some(auth)) if check(auth, u) != AuthResult::Allowed => {
             st.auth_failures = shared.auth_failed(peer.ip());
             return Err(refuse(ReasonCode::BadUserNameOrPassword, wbuf));
         }

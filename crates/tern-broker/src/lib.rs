@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tern_broker_core::{Authenticator, Broker, ConnId, CoreConfig, ListenerLimits};
+use tern_broker_core::{AuthResult, Authenticator, Broker, ConnId, CoreConfig, ListenerLimits};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 
@@ -155,6 +155,8 @@ pub struct Shared {
     auth_failures: Mutex<HashMap<IpAddr, (u32, std::time::Instant)>>,
     shutdown: Notify,
     handshakes: Mutex<(f64, std::time::Instant)>,
+    /// Turns for password checks on blocking threads (one per core, see `authenticate`).
+    auth_turns: Semaphore,
     /// The persistence store (`persistence true`).
     store: Option<tern_store::Store>,
     /// Where idle connections wait (`None`: they keep their tasks).
@@ -162,6 +164,24 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Checks a user name and password on a blocking thread, not the broker's: a password
+    /// hash is slow on purpose (PBKDF2 with up to 10,000,000 iterations takes seconds), and
+    /// every other client would wait for it. At most one check per core (at most four) runs
+    /// at once; the rest wait their turn.
+    pub(crate) async fn authenticate(
+        &self,
+        auth: Arc<dyn Authenticator>,
+        username: String,
+        password: Option<Vec<u8>>,
+    ) -> AuthResult {
+        let Ok(_turn) = self.auth_turns.acquire().await else {
+            return AuthResult::BadCredentials;
+        };
+        tokio::task::spawn_blocking(move || auth.authenticate(&username, password.as_deref()))
+            .await
+            .unwrap_or(AuthResult::BadCredentials)
+    }
+
     /// Locks the broker core. Never held across an `.await`.
     pub fn lock(&self) -> CoreGuard<'_> {
         // A panic while holding the lock would be a bug in the core; keep serving with the
@@ -345,6 +365,7 @@ impl Server {
             auth_failures: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
             handshakes: Mutex::new((0.0, std::time::Instant::now())),
+            auth_turns: Semaphore::new(handshake_threads()),
             store,
             lot: lot.as_ref().map(|(l, _)| l.clone()),
         });
