@@ -492,6 +492,9 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     }
     // As tokio's own bind does on Unix: a restarted broker gets its port back at once.
     s.set_reuse_address(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listening socket on Linux: set once here
+    // instead of once per connection (one system call fewer per accept).
+    s.set_tcp_nodelay(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
     s.set_nonblocking(true)?;
@@ -569,7 +572,6 @@ async fn accept_loop(
             info!(%peer, "refused: too many connections from this address (max_connections_per_address)");
             continue;
         }
-        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let settings = current(&slot);
         let slot_guard = ConnSlot {
