@@ -279,35 +279,188 @@ pub(crate) async fn serve<S>(
     // enabled span keeps its formatted fields for the connection's life); the info lines
     // below name the peer and client themselves.
     let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
-    let connect_deadline = clock::now() + shared.settings.connect_timeout;
-    let wake = Arc::new(Wake::new(shared.lot.clone()));
-    let c = Box::new(Conn {
+    let kept = (!span.is_disabled()).then(|| Box::new(span.clone()));
+    let c = Box::new(Conn::new(
         shared,
         stream,
+        peer,
         listener,
-        peer_username: peer_username.map(String::into_boxed_str),
-        st: State {
-            peer,
-            conn: None,
-            client_id: None,
-            version: ProtocolVersion::V311,
-            encoder: None,
-            aliases: InboundAliases::new(0),
-            keep_alive: None,
-            wake,
-            outs: Vec::new(),
-            packets_in: 0,
-            bytes_in: 0,
-            packets_out: 0,
-            auth_failures: 0,
-            hold: None,
-        },
-        connect_deadline,
-        span: (!span.is_disabled()).then(|| Box::new(span.clone())),
-        permits: slot.and_then(crate::ConnSlot::into_permits),
-    });
+        peer_username,
+        slot,
+        kept,
+    ));
     if let Some(c) = serve_busy(c).instrument(span).await {
         park(c);
+    }
+}
+
+impl<S> Conn<S> {
+    fn new(
+        shared: Arc<Shared>,
+        stream: S,
+        peer: SocketAddr,
+        listener: Arc<ListenerSettings>,
+        peer_username: Option<String>,
+        slot: Option<crate::ConnSlot>,
+        span: Option<Box<tracing::Span>>,
+    ) -> Self {
+        let connect_deadline = clock::now() + shared.settings.connect_timeout;
+        let wake = Arc::new(Wake::new(shared.lot.clone()));
+        Conn {
+            shared,
+            stream,
+            listener,
+            peer_username: peer_username.map(String::into_boxed_str),
+            st: State {
+                peer,
+                conn: None,
+                client_id: None,
+                version: ProtocolVersion::V311,
+                encoder: None,
+                aliases: InboundAliases::new(0),
+                keep_alive: None,
+                wake,
+                outs: Vec::new(),
+                packets_in: 0,
+                bytes_in: 0,
+                packets_out: 0,
+                auth_failures: 0,
+                hold: None,
+            },
+            connect_deadline,
+            span,
+            permits: slot.and_then(crate::ConnSlot::into_permits),
+        }
+    }
+}
+
+/// Starts a new plain MQTT connection parked: its socket goes straight into the lot's epoll
+/// set, never into tokio's, and the lot answers a simple CONNECT itself
+/// ([`Conn::answer_in_lot`]). A connecting client that then waits (most do) costs one
+/// `epoll_ctl` and no task, as in Mosquitto; anything more gets a task as usual.
+pub(crate) fn accept_plain(
+    shared: Arc<Shared>,
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerSettings>,
+    slot: Option<crate::ConnSlot>,
+) {
+    let Some(lot) = shared.lot.clone() else {
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => {
+                tokio::spawn(serve(shared, Tcp::Live(s), peer, listener, None, slot));
+            }
+            Err(e) => debug!(%peer, error = %e, "connection error"),
+        }
+        return;
+    };
+    let fd = stream.as_raw_fd();
+    // The same debug-level span as a task's (kept only when it is enabled).
+    let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
+    let kept = (!span.is_disabled()).then(|| Box::new(span));
+    let c = Conn::new(
+        shared,
+        Tcp::Parked(stream),
+        peer,
+        listener,
+        None,
+        slot,
+        kept,
+    );
+    let wake = c.st.wake.clone();
+    lot.park(Parked::Plain(c), fd, &wake);
+}
+
+/// What the lot did with a parked connection's input.
+pub(crate) enum InLot {
+    /// Answered (or nothing to do): it stays parked.
+    Stay,
+    /// It needs a task: resume it.
+    Busy,
+    /// It ended (closed, logged).
+    Ended,
+}
+
+/// Largest CONNECT the lot answers itself; a larger one (a big will) gets a task.
+const LOT_CONNECT_MAX: usize = 512;
+
+impl Conn<Tcp> {
+    /// Answers a new connection's CONNECT without a task when it is simple: the whole packet
+    /// and nothing after it has arrived, clean start (nothing to resume or redeliver), no
+    /// password to check (that runs on a blocking thread, see `Shared::authenticate`) and no
+    /// persistence (whose acknowledgements wait for the disk). The CONNACK is a few bytes
+    /// on a fresh socket, so it is written at once. Everything else, and every packet after
+    /// CONNECT, is served by a task as usual.
+    pub(crate) fn answer_in_lot(&mut self) -> InLot {
+        let Conn {
+            shared,
+            stream,
+            listener,
+            st,
+            connect_deadline,
+            span,
+            ..
+        } = self;
+        // Log lines name their connection, as in a task (no `.await` below).
+        let _entered = span.as_deref().map(tracing::Span::enter);
+        if st.conn.is_some()
+            || st.wake.is_set()
+            || shared.store.is_some()
+            || clock::now() >= *connect_deadline
+        {
+            return InLot::Busy;
+        }
+        let Tcp::Parked(sock) = stream else {
+            return InLot::Busy;
+        };
+        let mut buf = [0u8; LOT_CONNECT_MAX];
+        let n = match sock.peek(&mut buf) {
+            Ok(n) if n > 0 => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return InLot::Stay,
+            // Closed, or an error: the task reports it as usual.
+            _ => return InLot::Busy,
+        };
+        let max_packet = shared.max_packet_size();
+        let simple = match frame(&buf[..n], max_packet) {
+            Ok(Some(f)) if f.total_len() == n => {
+                match decode_body(f.first_byte, &buf[f.header_len..n], ProtocolVersion::V311) {
+                    Ok(Packet::Connect(c)) => {
+                        c.clean_start && (c.username.is_none() || listener.authenticator.is_none())
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if !simple {
+            return InLot::Busy;
+        }
+        // Take the packet off the socket: the bytes peeked are there, so one read gets them.
+        let mut rbuf = vec![0u8; n];
+        if !matches!(std::io::Read::read(&mut &*sock, &mut rbuf), Ok(m) if m == n) {
+            let e = std::io::Error::other("short read of a peeked CONNECT");
+            finish(shared, st, End::Io(e));
+            return InLot::Ended;
+        }
+        st.bytes_in = st
+            .bytes_in
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        let mut wbuf = Vec::new();
+        let peer = st.peer;
+        let ended = process_input(
+            shared, listener, st, &mut rbuf, &mut wbuf, max_packet, peer, None, None,
+        );
+        let sent = std::io::Write::write(&mut &*sock, &wbuf);
+        shared.add_sent(wbuf.len(), std::mem::take(&mut st.packets_out));
+        let end = match (ended, sent) {
+            (Some(end), _) => end,
+            (None, Ok(m)) if m == wbuf.len() => return InLot::Stay,
+            (None, Ok(_)) => End::Io(std::io::Error::other("the CONNACK did not fit the socket")),
+            (None, Err(e)) => End::Io(e),
+        };
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+        finish(shared, st, end);
+        InLot::Ended
     }
 }
 
@@ -349,6 +502,10 @@ where
     }
 
     fn due(&self) -> Option<Timestamp> {
+        if self.st.conn.is_none() {
+            // A new connection waiting for its CONNECT (see `accept_plain`).
+            return Some(self.connect_deadline);
+        }
         self.st
             .keep_alive
             .as_ref()

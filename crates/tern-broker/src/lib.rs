@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tern_broker_core::{AuthResult, Authenticator, Broker, ConnId, CoreConfig, ListenerLimits};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::park::Wake;
@@ -257,7 +258,7 @@ fn current(slot: &SettingsSlot) -> Arc<ListenerSettings> {
 #[derive(Debug)]
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<(TcpListener, SettingsSlot)>,
+    listeners: Vec<(std::net::TcpListener, SettingsSlot)>,
     /// The parked connections' epoll set, until `run` starts the lot's task.
     lot_poll: Option<mio::Poll>,
 }
@@ -484,7 +485,7 @@ impl Server {
 /// Binds a listening socket. An IPv6 socket is IPv6-only, as in Mosquitto: a listener
 /// without an address binds `0.0.0.0` and `[::]` separately, which a dual-stack `[::]`
 /// would refuse ("address already in use").
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
@@ -498,7 +499,38 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     s.bind(&addr.into())?;
     s.listen(1024)?;
     s.set_nonblocking(true)?;
-    TcpListener::from_std(s.into())
+    Ok(s.into())
+}
+
+/// Accepts connections without registering them with tokio: a plain MQTT connection goes
+/// to the lot's epoll set instead (see `conn::accept_plain`); the others are registered by
+/// their task. The sockets are non-blocking.
+struct Acceptor(AsyncFd<mio::net::TcpListener>);
+
+impl Acceptor {
+    fn new(l: std::net::TcpListener) -> std::io::Result<Self> {
+        // Deprecated because an arbitrary `AsRawFd` type could close or swap its descriptor
+        // while registered; a `mio::net::TcpListener` owns its descriptor from creation to
+        // drop, and the `AsyncFd` owns the listener. (The replacement is an `unsafe fn`,
+        // which this workspace forbids.)
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(
+            mio::net::TcpListener::from_std(l),
+            tokio::io::Interest::READABLE,
+        )?;
+        Ok(Self(fd))
+    }
+
+    async fn accept(&self) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            match ready.try_io(|l| l.get_ref().accept()) {
+                Ok(Ok((s, peer))) => return Ok((s.into(), peer)),
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
 }
 
 /// Opens the store, restores the broker from it and installs it as the broker's queue loader.
@@ -538,10 +570,17 @@ fn open_store(
 
 async fn accept_loop(
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     slot: SettingsSlot,
     permits: Arc<Semaphore>,
 ) {
+    let listener = match Acceptor::new(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "cannot accept connections on a listener");
+            return;
+        }
+    };
     let local = Arc::new(Semaphore::new(current(&slot).max_connections.max(1)));
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -584,25 +623,29 @@ async fn accept_loop(
         // a TLS session or a WebSocket handshake.
         match (settings.tls.clone(), settings.protocol) {
             (None, Protocol::Mqtt) => {
-                tokio::spawn(conn::serve(
-                    shared,
-                    conn::Tcp::Live(stream),
-                    peer,
-                    settings,
-                    None,
-                    Some(slot_guard),
-                ));
+                conn::accept_plain(shared, stream, peer, settings, Some(slot_guard));
             }
             (None, Protocol::WebSockets) => {
-                tokio::spawn(serve_stream(
-                    shared, stream, peer, settings, None, slot_guard,
-                ));
+                if let Some(stream) = registered(stream, peer) {
+                    tokio::spawn(serve_stream(
+                        shared, stream, peer, settings, None, slot_guard,
+                    ));
+                }
             }
             (Some(tls), _) => {
-                tokio::spawn(serve_tls(shared, stream, peer, settings, tls, slot_guard));
+                if let Some(stream) = registered(stream, peer) {
+                    tokio::spawn(serve_tls(shared, stream, peer, settings, tls, slot_guard));
+                }
             }
         }
     }
+}
+
+/// An accepted socket registered with tokio (for a task that serves it).
+fn registered(s: std::net::TcpStream, peer: SocketAddr) -> Option<TcpStream> {
+    TcpStream::from_std(s)
+        .map_err(|e| debug!(%peer, error = %e, "connection error"))
+        .ok()
 }
 
 /// A connection's share of the limits, given back when the connection ends.

@@ -23,7 +23,7 @@ use tokio::io::unix::AsyncFd;
 use tracing::warn;
 
 use crate::clock;
-use crate::conn::PlainConn;
+use crate::conn::{InLot, PlainConn};
 
 /// A parked connection, whatever its stream type.
 pub(crate) trait Resume: Send {
@@ -140,18 +140,35 @@ impl Wake {
 /// the connection and nothing else: its socket, deadline and wake-up are in it.
 #[derive(Default)]
 struct Inner {
-    plain: slab::Slab<PlainConn>,
+    /// `None` while the lot itself is answering the connection (see `Lot::resume`): the key
+    /// stays reserved, so its epoll token stays valid.
+    plain: slab::Slab<Option<PlainConn>>,
     boxed: slab::Slab<Box<dyn Resume>>,
     /// Tokens woken since the lot last looked.
     ready: Vec<usize>,
 }
 
 impl Inner {
-    fn remove(&mut self, token: usize) -> Option<Parked> {
+    /// Takes the connection under `token` out (a plain one leaves its key reserved).
+    fn take(&mut self, token: usize) -> Option<Parked> {
         if token & 1 == 0 {
-            self.plain.try_remove(token >> 1).map(Parked::Plain)
+            self.plain.get_mut(token >> 1)?.take().map(Parked::Plain)
         } else {
             self.boxed.try_remove(token >> 1).map(Parked::Boxed)
+        }
+    }
+
+    /// Puts a plain connection back under its reserved key.
+    fn put_back(&mut self, token: usize, conn: PlainConn) {
+        if let Some(slot) = self.plain.get_mut(token >> 1) {
+            *slot = Some(conn);
+        }
+    }
+
+    /// Frees a plain connection's reserved key (it has left the lot).
+    fn release(&mut self, token: usize) {
+        if token & 1 == 0 {
+            self.plain.try_remove(token >> 1);
         }
     }
 }
@@ -219,7 +236,7 @@ impl Lot {
             let woken = wake.set_parked(token);
             match conn {
                 Parked::Plain(conn) => {
-                    inner.plain.insert(conn);
+                    inner.plain.insert(Some(conn));
                 }
                 Parked::Boxed(conn) => {
                     inner.boxed.insert(conn);
@@ -256,7 +273,7 @@ impl Lot {
             inner
                 .plain
                 .iter()
-                .filter(|(_, c)| due(c.due()))
+                .filter(|(_, c)| c.as_ref().is_some_and(|c| due(c.due())))
                 .map(|(k, _)| k << 1),
         );
         keys.extend(
@@ -268,20 +285,40 @@ impl Lot {
         );
     }
 
-    /// Resumes the connections under `keys` (each once; stale keys are skipped).
+    /// Resumes the connections under `keys` (each once; stale keys are skipped). A new plain
+    /// connection's simple CONNECT is answered here, without a task (see
+    /// `PlainConn::answer_in_lot`); it stays parked.
     fn resume(&self, keys: &mut Vec<usize>) {
         let mut out = Vec::with_capacity(keys.len());
         {
             let mut inner = self.lock();
             for k in keys.drain(..) {
-                if let Some(conn) = inner.remove(k) {
-                    self.unwatch(conn.conn());
-                    out.push(conn);
+                if let Some(conn) = inner.take(k) {
+                    out.push((k, conn));
                 }
             }
         }
-        for conn in out {
-            conn.resume();
+        // The lock is not held here: answering takes the broker's lock, whose holders may
+        // wake parked connections (which takes this one).
+        for (token, conn) in out {
+            match conn {
+                Parked::Plain(mut c) => match c.answer_in_lot() {
+                    InLot::Stay => self.lock().put_back(token, c),
+                    InLot::Busy => {
+                        self.lock().release(token);
+                        self.unwatch(&c);
+                        Parked::Plain(c).resume();
+                    }
+                    InLot::Ended => {
+                        self.lock().release(token);
+                        self.unwatch(&c);
+                    }
+                },
+                boxed => {
+                    self.unwatch(boxed.conn());
+                    boxed.resume();
+                }
+            }
         }
     }
 
@@ -302,7 +339,7 @@ impl Lot {
                 std::mem::take(&mut inner.boxed),
             )
         };
-        for (_, c) in plain {
+        for c in plain.into_iter().filter_map(|(_, c)| c) {
             self.unwatch(&c);
         }
         for (_, c) in boxed {
