@@ -273,13 +273,6 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Park + Unpin + Send + 'static,
 {
     use tracing::Instrument;
-    // `.instrument`, not `span.enter()`: an entered span held across `.await` leaks into
-    // whatever else runs on the worker thread.
-    // A debug-level span: at the default info level it costs nothing per connection (an
-    // enabled span keeps its formatted fields for the connection's life); the info lines
-    // below name the peer and client themselves.
-    let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
-    let kept = (!span.is_disabled()).then(|| Box::new(span.clone()));
     let c = Box::new(Conn::new(
         shared,
         stream,
@@ -287,8 +280,14 @@ pub(crate) async fn serve<S>(
         listener,
         peer_username,
         slot,
-        kept,
     ));
+    // `.instrument`, not `span.enter()`: an entered span held across `.await` leaks into
+    // whatever else runs on the worker thread.
+    let span = c
+        .span
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(tracing::Span::none);
     if let Some(c) = serve_busy(c).instrument(span).await {
         park(c);
     }
@@ -302,8 +301,12 @@ impl<S> Conn<S> {
         listener: Arc<ListenerSettings>,
         peer_username: Option<String>,
         slot: Option<crate::ConnSlot>,
-        span: Option<Box<tracing::Span>>,
     ) -> Self {
+        // A debug-level span: at the default info level it costs nothing per connection (an
+        // enabled span keeps its formatted fields for the connection's life, so it is kept
+        // only when enabled); the info lines name the peer and client themselves.
+        let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
+        let span = (!span.is_disabled()).then(|| Box::new(span));
         let connect_deadline = clock::now() + shared.settings.connect_timeout;
         let wake = Arc::new(Wake::new(shared.lot.clone()));
         Conn {
@@ -355,18 +358,7 @@ pub(crate) fn accept_plain(
         return;
     };
     let fd = stream.as_raw_fd();
-    // The same debug-level span as a task's (kept only when it is enabled).
-    let span = tracing::debug_span!("conn", %peer, client_id = tracing::field::Empty);
-    let kept = (!span.is_disabled()).then(|| Box::new(span));
-    let c = Conn::new(
-        shared,
-        Tcp::Parked(stream),
-        peer,
-        listener,
-        None,
-        slot,
-        kept,
-    );
+    let c = Conn::new(shared, Tcp::Parked(stream), peer, listener, None, slot);
     let wake = c.st.wake.clone();
     lot.park(Parked::Plain(c), fd, &wake);
 }
