@@ -377,12 +377,12 @@ pub(crate) enum InLot {
 const LOT_CONNECT_MAX: usize = 512;
 
 impl Conn<Tcp> {
-    /// Answers a new connection's CONNECT without a task when it is simple: the whole packet
-    /// and nothing after it has arrived, clean start (nothing to resume or redeliver), no
-    /// password to check (that runs on a blocking thread, see `Shared::authenticate`) and no
-    /// persistence (whose acknowledgements wait for the disk). The CONNACK is a few bytes
-    /// on a fresh socket, so it is written at once. Everything else, and every packet after
-    /// CONNECT, is served by a task as usual.
+    /// Answers a parked connection without a task when what arrived is one whole packet, and
+    /// simple: a new connection's CONNECT with clean start (nothing to resume or redeliver),
+    /// no password to check (that runs on a blocking thread, see `Shared::authenticate`) and
+    /// no persistence (whose acknowledgements wait for the disk); or a connected client's
+    /// keep-alive PINGREQ. The answer (CONNACK, PINGRESP) is a few bytes, written at once.
+    /// Everything else is served by a task as usual.
     pub(crate) fn answer_in_lot(&mut self) -> InLot {
         let Conn {
             shared,
@@ -395,11 +395,18 @@ impl Conn<Tcp> {
         } = self;
         // Log lines name their connection, as in a task (no `.await` below).
         let _entered = span.as_deref().map(tracing::Span::enter);
-        if st.conn.is_some()
-            || st.wake.is_set()
-            || shared.store.is_some()
-            || clock::now() >= *connect_deadline
-        {
+        if st.wake.is_set() || st.hold.is_some() {
+            return InLot::Busy;
+        }
+        let now = clock::now();
+        let connected = st.conn.is_some();
+        let overdue = match (connected, &st.keep_alive) {
+            (false, _) => now >= *connect_deadline,
+            (true, Some(k)) => k.server_deadline().is_some_and(|d| now >= d),
+            (true, None) => false,
+        };
+        // A task closes an overdue connection; a CONNECT with persistence on waits for disk.
+        if overdue || (!connected && shared.store.is_some()) {
             return InLot::Busy;
         }
         let Tcp::Parked(sock) = stream else {
@@ -414,6 +421,8 @@ impl Conn<Tcp> {
         };
         let max_packet = shared.max_packet_size();
         let simple = match frame(&buf[..n], max_packet) {
+            // A connected client's keep-alive PINGREQ, alone.
+            Ok(Some(f)) if f.total_len() == n && connected => f.first_byte == 0xC0,
             Ok(Some(f)) if f.total_len() == n => {
                 match decode_body(f.first_byte, &buf[f.header_len..n], ProtocolVersion::V311) {
                     Ok(Packet::Connect(c)) => {
@@ -430,7 +439,7 @@ impl Conn<Tcp> {
         // Take the packet off the socket: the bytes peeked are there, so one read gets them.
         let mut rbuf = vec![0u8; n];
         if !matches!(std::io::Read::read(&mut &*sock, &mut rbuf), Ok(m) if m == n) {
-            let e = std::io::Error::other("short read of a peeked CONNECT");
+            let e = std::io::Error::other("short read of a peeked packet");
             finish(shared, st, End::Io(e));
             return InLot::Ended;
         }
@@ -447,7 +456,7 @@ impl Conn<Tcp> {
         let end = match (ended, sent) {
             (Some(end), _) => end,
             (None, Ok(m)) if m == wbuf.len() => return InLot::Stay,
-            (None, Ok(_)) => End::Io(std::io::Error::other("the CONNACK did not fit the socket")),
+            (None, Ok(_)) => End::Io(std::io::Error::other("the answer did not fit the socket")),
             (None, Err(e)) => End::Io(e),
         };
         let _ = sock.shutdown(std::net::Shutdown::Write);
