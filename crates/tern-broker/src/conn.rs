@@ -87,13 +87,11 @@ impl Tcp {
     }
 
     /// Takes the socket out of tokio's reactor.
-    fn park_socket(&mut self) -> std::io::Result<RawFd> {
+    fn park_socket(&mut self) -> std::io::Result<()> {
         match std::mem::replace(self, Tcp::Gone) {
             Tcp::Live(s) => {
-                let s = s.into_std()?;
-                let fd = s.as_raw_fd();
-                *self = Tcp::Parked(s);
-                Ok(fd)
+                *self = Tcp::Parked(s.into_std()?);
+                Ok(())
             }
             other => {
                 *self = other;
@@ -234,8 +232,8 @@ impl Park for tokio::net::TcpStream {
     }
 }
 
-/// What a connection owns between packets. Boxed, so that it moves between the task that
-/// serves it while it is busy and the small task that waits for it while it is parked.
+/// What a connection owns between packets. Boxed while a task serves it; while it is parked,
+/// a plain one waits in the lot's slab by value and any other in its box.
 pub(crate) struct Conn<S> {
     shared: Arc<Shared>,
     stream: S,
@@ -357,10 +355,8 @@ pub(crate) fn accept_plain(
         }
         return;
     };
-    let fd = stream.as_raw_fd();
     let c = Conn::new(shared, Tcp::Parked(stream), peer, listener, None, slot);
-    let wake = c.st.wake.clone();
-    lot.park(Parked::Plain(c), fd, &wake);
+    lot.park(Parked::Plain(c));
 }
 
 /// What the lot did with a parked connection's input.
@@ -384,29 +380,25 @@ impl Conn<Tcp> {
     /// keep-alive PINGREQ. The answer (CONNACK, PINGRESP) is a few bytes, written at once.
     /// Everything else is served by a task as usual.
     pub(crate) fn answer_in_lot(&mut self) -> InLot {
+        // A task closes an overdue connection (no CONNECT in time, keep-alive expired).
+        let overdue = crate::park::Resume::due(self).is_some_and(|d| clock::now() >= d);
         let Conn {
             shared,
             stream,
             listener,
             st,
-            connect_deadline,
             span,
             ..
         } = self;
         // Log lines name their connection, as in a task (no `.await` below).
         let _entered = span.as_deref().map(tracing::Span::enter);
-        if st.wake.is_set() || st.hold.is_some() {
-            return InLot::Busy;
-        }
-        let now = clock::now();
         let connected = st.conn.is_some();
-        let overdue = match (connected, &st.keep_alive) {
-            (false, _) => now >= *connect_deadline,
-            (true, Some(k)) => k.server_deadline().is_some_and(|d| now >= d),
-            (true, None) => false,
-        };
-        // A task closes an overdue connection; a CONNECT with persistence on waits for disk.
-        if overdue || (!connected && shared.store.is_some()) {
+        // A CONNECT with persistence on waits for the disk, in a task.
+        if overdue
+            || st.wake.is_set()
+            || st.hold.is_some()
+            || (!connected && shared.store.is_some())
+        {
             return InLot::Busy;
         }
         let Tcp::Parked(sock) = stream else {
@@ -420,18 +412,15 @@ impl Conn<Tcp> {
             _ => return InLot::Busy,
         };
         let max_packet = shared.max_packet_size();
-        let simple = match frame(&buf[..n], max_packet) {
-            // A connected client's keep-alive PINGREQ, alone.
-            Ok(Some(f)) if f.total_len() == n && connected => f.first_byte == 0xC0,
-            Ok(Some(f)) if f.total_len() == n => {
-                match decode_body(f.first_byte, &buf[f.header_len..n], ProtocolVersion::V311) {
-                    Ok(Packet::Connect(c)) => {
-                        c.clean_start && (c.username.is_none() || listener.authenticator.is_none())
-                    }
-                    _ => false,
-                }
-            }
-            _ => false,
+        let simple = if connected {
+            // A keep-alive PINGREQ, alone.
+            matches!(frame(&buf[..n], max_packet), Ok(Some(f)) if f.total_len() == n && f.first_byte == 0xC0)
+        } else {
+            whole_connect(&buf[..n], max_packet).is_some_and(|(c, len)| {
+                len == n
+                    && c.clean_start
+                    && (c.username.is_none() || listener.authenticator.is_none())
+            })
         };
         if !simple {
             return InLot::Busy;
@@ -474,17 +463,15 @@ where
     let Some(lot) = c.shared.lot.clone() else {
         return resume(c);
     };
-    let fd = match c.stream.tcp().map(|t| t.park_socket()) {
-        Some(Ok(fd)) => fd,
+    match c.stream.tcp().map(|t| t.park_socket()) {
+        Some(Ok(())) => {}
         None => return resume(c),
         Some(Err(e)) => return finish(&c.shared, &c.st, End::Io(e)),
-    };
-    let wake = c.st.wake.clone();
-    let parked = match S::unbox(c) {
+    }
+    lot.park(match S::unbox(c) {
         Ok(plain) => Parked::Plain(plain),
         Err(c) => Parked::Boxed(c),
-    };
-    lot.park(parked, fd, &wake);
+    });
 }
 
 impl<S> crate::park::Resume for Conn<S>
@@ -851,15 +838,22 @@ fn out_name(o: &Out) -> &'static str {
 /// connections have had theirs).
 const BATCH_PACKETS: usize = 64;
 
+/// The CONNECT at the start of `buf` and its length in bytes, once it is whole (a look ahead:
+/// the packet is handled later by `process_input`).
+fn whole_connect(buf: &[u8], max_packet: u32) -> Option<(tern_codec::Connect<'_>, usize)> {
+    let f = frame(buf, max_packet).ok()??;
+    let body = buf.get(f.header_len..f.total_len())?;
+    match decode_body(f.first_byte, body, ProtocolVersion::V311).ok()? {
+        Packet::Connect(c) => Some((c, f.total_len())),
+        _ => None,
+    }
+}
+
 /// The user name and password of the CONNECT at the start of `rbuf`, once it is whole (what
 /// [`Shared::authenticate`] checks before the packet is handled).
 fn connect_credentials(rbuf: &[u8], max_packet: u32) -> Option<(String, Option<Vec<u8>>)> {
-    let f = frame(rbuf, max_packet).ok()??;
-    let body = rbuf.get(f.header_len..f.total_len())?;
-    match decode_body(f.first_byte, body, ProtocolVersion::V311).ok()? {
-        Packet::Connect(c) => Some((c.username?.to_owned(), c.password.map(<[u8]>::to_vec))),
-        _ => None,
-    }
+    let (c, _) = whole_connect(rbuf, max_packet)?;
+    Some((c.username?.to_owned(), c.password.map(<[u8]>::to_vec)))
 }
 
 /// True when `rbuf` starts with a whole packet (or with bytes that are already an error).

@@ -366,7 +366,7 @@ impl Server {
             auth_failures: Mutex::new(HashMap::new()),
             shutdown: Notify::new(),
             handshakes: Mutex::new((0.0, std::time::Instant::now())),
-            auth_turns: Semaphore::new(handshake_threads()),
+            auth_turns: Semaphore::new(crypto_threads()),
             store,
             lot: lot.as_ref().map(|(l, _)| l.clone()),
         });
@@ -733,10 +733,10 @@ async fn serve_stream<S>(
     }
 }
 
-/// Threads for TLS handshakes: one per core, at most four. Their number of handshakes per
-/// second is bounded by `tls_handshake_rate`, so a reconnect storm cannot take every core
-/// from message delivery for long.
-fn handshake_threads() -> usize {
+/// Threads for TLS handshakes, and the number of password checks at once: one per core, at
+/// most four. Handshakes per second are also bounded by `tls_handshake_rate`, so a reconnect
+/// storm cannot take every core from message delivery for long.
+fn crypto_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }
 
@@ -746,7 +746,7 @@ fn handshake_runtime() -> &'static tokio::runtime::Handle {
     static FALLBACK: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
     match RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(handshake_threads())
+            .worker_threads(crypto_threads())
             .thread_name("tern-tls")
             .enable_all()
             .build()

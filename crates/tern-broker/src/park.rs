@@ -4,9 +4,10 @@
 //! has nothing to do (right after CONNACK, or after [`IDLE_RELEASE`](crate::conn) of quiet),
 //! its task ends and the connection is *parked* here: its socket leaves tokio's reactor (whose
 //! per-socket state is a few hundred bytes) for one epoll set shared by every parked
-//! connection, and its state waits in a slab. One task, the lot, waits on that epoll set, on
-//! wake-ups for parked connections (a message routed to them, shutdown) and on a one-second
-//! tick for keep-alive deadlines; whatever is due is resumed in a new task of its own.
+//! connection, and its state waits in a slab. New plain connections start here. One task, the
+//! lot, waits on that epoll set, on wake-ups for parked connections (a message routed to
+//! them, shutdown) and on a one-second tick for CONNECT and keep-alive deadlines; a simple
+//! CONNECT or PINGREQ it answers itself, anything else is resumed in a new task of its own.
 //!
 //! Mosquitto keeps an idle connection in its epoll set and a struct; this is the same shape.
 
@@ -136,7 +137,7 @@ impl Wake {
 }
 
 /// Parked connections are named by a token: the slab key times two, plus one for the boxed
-/// slab. (The token is also the epoll token and, plus one, [`Wake::parked`].) A slab holds
+/// slab. (The token is also the epoll token and, plus one, the high bits of `Wake::state`.) A slab holds
 /// the connection and nothing else: its socket, deadline and wake-up are in it.
 #[derive(Default)]
 struct Inner {
@@ -213,9 +214,13 @@ impl Lot {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Parks `conn`, whose socket `fd` has left tokio's reactor. If the socket cannot be
+    /// Parks `conn`, whose socket is out of tokio's reactor. If the socket cannot be
     /// watched, the connection is resumed at once.
-    pub(crate) fn park(&self, conn: Parked, fd: RawFd, wake: &Wake) {
+    pub(crate) fn park(&self, conn: Parked) {
+        let Some(fd) = conn.conn().fd() else {
+            warn!("could not park an idle connection (its socket is not parked); it stays busy");
+            return conn.resume();
+        };
         let (token, woken) = {
             let mut inner = self.lock();
             let token = match &conn {
@@ -233,7 +238,7 @@ impl Lot {
                 conn.resume();
                 return;
             }
-            let woken = wake.set_parked(token);
+            let woken = conn.conn().wake().set_parked(token);
             match conn {
                 Parked::Plain(conn) => {
                     inner.plain.insert(Some(conn));
@@ -265,7 +270,7 @@ impl Lot {
         Poll::Ready(())
     }
 
-    /// Keys of parked connections whose keep-alive deadline has passed.
+    /// Tokens of parked connections whose deadline (CONNECT timeout, keep-alive) has passed.
     fn due(&self, now: Timestamp, keys: &mut Vec<usize>) {
         let inner = self.lock();
         let due = |d: Option<Timestamp>| d.is_some_and(|d| d <= now);
@@ -285,9 +290,9 @@ impl Lot {
         );
     }
 
-    /// Resumes the connections under `keys` (each once; stale keys are skipped). A new plain
-    /// connection's simple CONNECT is answered here, without a task (see
-    /// `PlainConn::answer_in_lot`); it stays parked.
+    /// Resumes the connections under `keys` (each once; stale keys are skipped). A plain
+    /// connection's simple CONNECT or PINGREQ is answered here, without a task (see
+    /// `Conn::answer_in_lot`); it stays parked.
     fn resume(&self, keys: &mut Vec<usize>) {
         let mut out = Vec::with_capacity(keys.len());
         {
