@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -70,10 +70,33 @@ def stays_false(pred: Callable[[], Any], duration: float) -> bool:
     return not pred()
 
 
+def _port_candidates() -> Iterator[int]:
+    """Ports outside the system's ephemeral range (no client socket can take one), a separate
+    block for each pytest-xdist worker, each handed out once per process."""
+    try:
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    low, span = (1024, lo - 1024) if lo - 1024 >= 65536 - (hi + 1) else (hi + 1, 65536 - (hi + 1))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    block = max(span // 16, 100)
+    start = low + (index % 16) * block + os.getpid() % 50
+    yield from range(start, min(start + block, low + span))
+
+
+_PORTS = _port_candidates()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on. Checked by connecting, not binding: asking the
+    system for port 0 hands out ports from the range client sockets also use."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((HOST, port)) != 0:
+                return port
+    raise AssertionError("the tests used every port in this worker's block")
 
 
 def tern_bin() -> str:

@@ -7,10 +7,13 @@
 
 use std::fs;
 use std::io::Read as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../../tern-client/tests/common/ports.rs"]
+mod ports;
 
 use tern_conf::passwd::{HashAlgorithm, PasswordFile, PasswordHash};
 
@@ -107,11 +110,7 @@ struct Broker {
 impl Broker {
     fn start(dir: &TempDir, password_file: &Path) -> Self {
         require("mosquitto");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = ports::free_port();
         let conf = dir.path("mosquitto.conf");
         // `user root` keeps a root-run broker from switching to the `mosquitto` user, which
         // could not read our 0600 file; a non-root broker ignores it.

@@ -5,7 +5,7 @@
 // Helpers outside #[test] functions are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -126,14 +126,13 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn free_port() -> u16 {
-    free_ports::<1>()[0]
-}
+#[path = "../../tern-client/tests/common/ports.rs"]
+mod ports;
+use ports::free_port;
 
-/// Distinct free ports (all held until each is known, so none is handed out twice).
 fn free_ports<const N: usize>() -> [u16; N] {
-    let held: [TcpListener; N] = std::array::from_fn(|_| TcpListener::bind("127.0.0.1:0").unwrap());
-    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+    let v = ports::free_ports(N);
+    std::array::from_fn(|i| v[i])
 }
 
 /// A running mosquitto, killed on drop.

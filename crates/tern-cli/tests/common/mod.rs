@@ -149,17 +149,15 @@ impl Drop for Broker {
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    free_ports::<1>()[0]
-}
+#[path = "../../../tern-client/tests/common/ports.rs"]
+mod ports;
+#[allow(unused_imports)]
+pub use ports::free_port;
 
-/// `N` distinct loopback ports that were free a moment ago: all are held until every one is
-/// known, so the system cannot hand out one port twice for two listeners of one config.
+/// `N` distinct loopback ports (see `ports`).
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: [std::net::TcpListener; N] =
-        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
-    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+    let v = ports::free_ports(N);
+    std::array::from_fn(|i| v[i])
 }
 
 /// "tern: listening on 127.0.0.1:PORT (...)" -> PORT (IPv4 listeners only).

@@ -7,7 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,22 +44,9 @@ impl Drop for TempDir {
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    free_ports(1)[0]
-}
-
-/// `n` distinct free ports: the listeners are all held until every port is known, so the
-/// system cannot hand out the same port twice (one broker config with two listeners on one
-/// port does not start).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+mod ports;
+#[allow(unused_imports)]
+pub use ports::{free_port, free_ports};
 
 fn broker_command() -> (String, Vec<String>) {
     let spec = std::env::var("TERN_TEST_BROKER").unwrap_or_else(|_| "mosquitto".to_owned());
