@@ -1240,6 +1240,21 @@ impl Broker {
                 }
             }
         }
+        for (client_id, seq) in r.expired {
+            self.ops.push(StoreOp::ItemDel { client_id, seq });
+        }
+        for q in r.queues {
+            let Some(&key) = self.by_client_id.get(&q.client_id) else {
+                // Messages of a session that is gone (expired above, or never stored).
+                self.ops.push(StoreOp::SessionDel(q.client_id));
+                continue;
+            };
+            let session = &mut self.sessions[key];
+            session.next_seq = session.next_seq.max(q.last_seq + 1);
+            let s = session.flow_mut();
+            s.spilled += q.count;
+            s.spilled_bytes += q.bytes;
+        }
     }
 
     fn publish_will(&mut self, now: Timestamp, msg: MsgRef) {

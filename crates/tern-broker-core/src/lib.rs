@@ -26,6 +26,8 @@ pub use broker::{Accepted, Broker, ConnectRequest, Drain, Flow, ListenerLimits};
 pub use config::CoreConfig;
 pub use message::{Message, MsgRef};
 pub use out::{Close, ConnackInfo, Delivery, Out};
-pub use persist::{ItemState, MemStore, QueueLoader, Restored, SessionRecord, StoreOp, StoredItem};
+pub use persist::{
+    ItemState, MemStore, QueueLoader, Restored, SessionRecord, StoreOp, StoredItem, StoredQueue,
+};
 pub use session::{ConnId, SubIds};
 pub use stats::Stats;

@@ -93,6 +93,42 @@ pub struct Restored {
     pub sessions: Vec<SessionRecord>,
     /// (client id, sequence number, item), in sequence order per client.
     pub items: Vec<(Arc<str>, u64, StoredItem)>,
+    /// Sessions' stored messages summed up instead of read into memory: they stay in the
+    /// store until their session reconnects and the [`QueueLoader`] reads them. Only for a
+    /// broker with a queue loader.
+    pub queues: Vec<StoredQueue>,
+    /// Queued messages found expired while the store was read, to be deleted from it.
+    pub expired: Vec<(Arc<str>, u64)>,
+}
+
+/// One session's messages left in the store at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredQueue {
+    pub client_id: Arc<str>,
+    /// How many messages, and their cost as [`crate::Message::cost`] counts it.
+    pub count: usize,
+    pub bytes: usize,
+    /// The highest sequence number among them.
+    pub last_seq: u64,
+}
+
+impl StoredQueue {
+    /// Adds one message of `client_id` to the summaries, which are in client id order.
+    pub fn add(queues: &mut Vec<StoredQueue>, client_id: &Arc<str>, seq: u64, cost: usize) {
+        match queues.last_mut() {
+            Some(q) if q.client_id == *client_id => {
+                q.count += 1;
+                q.bytes += cost;
+                q.last_seq = q.last_seq.max(seq);
+            }
+            _ => queues.push(StoredQueue {
+                client_id: client_id.clone(),
+                count: 1,
+                bytes: cost,
+                last_seq: seq,
+            }),
+        }
+    }
 }
 
 /// Reads the stored messages of one session back (when an offline session whose messages
@@ -160,7 +196,23 @@ impl MemStore {
                 .iter()
                 .map(|((c, s), i)| (c.clone(), *s, i.clone()))
                 .collect(),
+            ..Restored::default()
         }
+    }
+
+    /// Everything stored, with the messages summed up per session as a store that keeps
+    /// them on disk reads them at start-up; queued messages expired at `now` are listed in
+    /// `expired`.
+    pub fn restored_summary(&self, now: Timestamp) -> Restored {
+        let mut r = self.restored();
+        for (c, seq, item) in std::mem::take(&mut r.items) {
+            if item.state == ItemState::Queued && item.msg.expired(now) {
+                r.expired.push((c, seq));
+            } else {
+                StoredQueue::add(&mut r.queues, &c, seq, item.msg.cost());
+            }
+        }
+        r
     }
 
     /// Number of stored messages (tests).

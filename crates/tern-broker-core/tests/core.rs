@@ -401,7 +401,8 @@ fn persistent_broker(store: &std::sync::Arc<MemStore>, now: u64) -> Broker {
         7,
     );
     b.set_queue_loader(store.clone());
-    b.restore(Timestamp(now), store.restored());
+    // As tern-store reads a store at start-up: messages counted, not read into memory.
+    b.restore(Timestamp(now), store.restored_summary(Timestamp(now)));
     flush(&mut b, store);
     b
 }
@@ -449,6 +450,69 @@ fn persistent_session_survives_a_restart() {
         send(&mut b, &s, Packet::Puback(Ack::new(x.pid.unwrap())));
     }
     flush(&mut b, &store);
+    assert_eq!(store.item_count(), 0);
+}
+
+/// After a restart a queued message whose expiry passed is deleted from the store and not
+/// delivered [MQTT-3.3.2-5]; the others come back in order when the session reconnects.
+#[test]
+fn expired_queued_message_is_dropped_at_restart() {
+    let store = std::sync::Arc::new(MemStore::default());
+    let mut b = persistent_broker(&store, 0);
+    let (s, _) = connect(&mut b, "sub", ProtocolVersion::V5, false);
+    subscribe(&mut b, &s, "e/#", QoS::AtLeastOnce);
+    b.connection_lost(Timestamp(0), s.conn);
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V5, true);
+    publish(&mut b, &p, "e/1", b"first", QoS::AtLeastOnce, false, 1);
+    let mut short = Publish::new("e/2", b"expires");
+    short.qos = QoS::AtLeastOnce;
+    short.packet_id = PacketId::new(2);
+    short.properties.message_expiry_interval = Some(5);
+    send(&mut b, &p, Packet::Publish(short));
+    publish(&mut b, &p, "e/3", b"third", QoS::AtLeastOnce, false, 3);
+    flush(&mut b, &store);
+    assert_eq!(store.item_count(), 3);
+    drop(b);
+
+    let mut b = persistent_broker(&store, 6_000);
+    assert_eq!(
+        store.item_count(),
+        2,
+        "the expired message left the store at start-up"
+    );
+    let (s, present) = connect(&mut b, "sub", ProtocolVersion::V5, false);
+    assert!(present);
+    assert_eq!(payloads(&drain(&mut b, &s)), vec!["first", "third"]);
+}
+
+/// Stored messages of a session that is no longer stored are deleted at start-up.
+#[test]
+fn messages_without_a_session_are_deleted_at_restart() {
+    let store = std::sync::Arc::new(MemStore::default());
+    let mut b = persistent_broker(&store, 0);
+    let (s, _) = connect(&mut b, "brief", ProtocolVersion::V5, false);
+    subscribe(&mut b, &s, "o/#", QoS::AtLeastOnce);
+    b.connection_lost(Timestamp(0), s.conn);
+    let (p, _) = connect(&mut b, "pub", ProtocolVersion::V5, true);
+    publish(&mut b, &p, "o/1", b"lost", QoS::AtLeastOnce, false, 1);
+    flush(&mut b, &store);
+    drop(b);
+    // The session record goes, its message stays (a store damaged that way).
+    let items = QueueLoader::load(&*store, "brief");
+    assert_eq!(items.len(), 1);
+    store.apply(&[StoreOp::SessionDel("brief".into())]);
+    let puts: Vec<StoreOp> = items
+        .into_iter()
+        .map(|(seq, item)| StoreOp::ItemPut {
+            client_id: "brief".into(),
+            seq,
+            item,
+        })
+        .collect();
+    store.apply(&puts);
+    assert_eq!(store.item_count(), 1);
+    let b = persistent_broker(&store, 10);
+    assert!(b.session("brief").is_none());
     assert_eq!(store.item_count(), 0);
 }
 

@@ -541,7 +541,7 @@ fn open_store(
 ) -> Result<tern_store::Store, ServerError> {
     let started = std::time::Instant::now();
     let store = tern_store::Store::open(opts.clone())?;
-    let restored = store.load()?;
+    let restored = store.load_summary(now)?;
     let report = store.report();
     // The loader first: restored messages then stay in the store until their session
     // reconnects instead of filling memory.

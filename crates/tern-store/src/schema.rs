@@ -12,7 +12,8 @@ use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
 };
-use tern_broker_core::{Restored, StoreOp, StoredItem};
+use tern_broker_core::{ItemState, Restored, StoreOp, StoredItem, StoredQueue};
+use tern_proto::Timestamp;
 
 use crate::StoreError;
 use crate::record::{self, RecordError};
@@ -298,6 +299,7 @@ fn read_all<
     sessions: &T,
     items: &I,
     layout: Layout,
+    summarize: Option<Timestamp>,
 ) -> Result<(Restored, SetAside), StoreError> {
     let e = |x: redb::StorageError| db_err(path, x);
     let mut out = Restored::default();
@@ -365,7 +367,15 @@ fn read_all<
                         a
                     }
                 };
-                out.items.push((id, seq, item));
+                match summarize {
+                    // Checked whole, then only counted: memory stays flat however much the
+                    // store holds.
+                    Some(now) if item.state == ItemState::Queued && item.msg.expired(now) => {
+                        out.expired.push((id, seq));
+                    }
+                    Some(_) => StoredQueue::add(&mut out.queues, &id, seq, item.msg.cost()),
+                    None => out.items.push((id, seq, item)),
+                }
             }
             Err(why) => bad
                 .items
@@ -381,6 +391,7 @@ pub(crate) fn load(
     path: &Path,
     db: &Database,
     report: &mut LoadReport,
+    summarize: Option<Timestamp>,
 ) -> Result<Restored, StoreError> {
     let e = |x: redb::Error| db_err(path, x);
     let (restored, bad) = {
@@ -388,7 +399,7 @@ pub(crate) fn load(
         let retained = txn.open_table(RETAINED).map_err(|x| e(x.into()))?;
         let sessions = txn.open_table(SESSIONS).map_err(|x| e(x.into()))?;
         let items = txn.open_table(ITEMS).map_err(|x| e(x.into()))?;
-        read_all(path, &retained, &sessions, &items, Layout::V1)?
+        read_all(path, &retained, &sessions, &items, Layout::V1, summarize)?
     };
     if !bad.is_empty() {
         let txn = db.begin_write().map_err(|x| e(x.into()))?;
@@ -397,7 +408,9 @@ pub(crate) fn load(
     }
     report.retained = restored.retained.len();
     report.sessions = restored.sessions.len();
-    report.items = restored.items.len();
+    report.items = restored.items.len()
+        + restored.expired.len()
+        + restored.queues.iter().map(|q| q.count).sum::<usize>();
     Ok(restored)
 }
 
@@ -410,7 +423,7 @@ fn migrate_v0(path: &Path, db: &Database, report: &mut LoadReport) -> Result<(),
         let retained = txn.open_table(RETAINED).map_err(|x| e(x.into()))?;
         let sessions = txn.open_table(SESSIONS).map_err(|x| e(x.into()))?;
         let items = txn.open_table(ITEMS).map_err(|x| e(x.into()))?;
-        read_all(path, &retained, &sessions, &items, Layout::V0)?
+        read_all(path, &retained, &sessions, &items, Layout::V0, None)?
     };
     set_aside(path, &txn, bad, report)?;
     {

@@ -218,8 +218,20 @@ impl Store {
     /// Reads everything back for [`tern_broker_core::Broker::restore`]. Records that do not
     /// decode are moved to the `damaged` table and described in [`Store::report`].
     pub fn load(&self) -> Result<Restored, StoreError> {
+        self.load_with(None)
+    }
+
+    /// Like [`Store::load`], but sessions' messages are checked and summed up
+    /// ([`Restored::queues`]) rather than read into memory, and queued messages expired at
+    /// `now` are listed for deletion: what a broker that reads them back through this
+    /// store's [`QueueLoader`] needs. Memory stays flat however many messages are stored.
+    pub fn load_summary(&self, now: tern_proto::Timestamp) -> Result<Restored, StoreError> {
+        self.load_with(Some(now))
+    }
+
+    fn load_with(&self, summarize: Option<tern_proto::Timestamp>) -> Result<Restored, StoreError> {
         let mut report = self.report();
-        let r = schema::load(&self.inner.path, &self.inner.db, &mut report)?;
+        let r = schema::load(&self.inner.path, &self.inner.db, &mut report, summarize)?;
         *self.inner.report.lock().unwrap_or_else(|e| e.into_inner()) = report;
         Ok(r)
     }

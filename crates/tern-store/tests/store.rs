@@ -148,6 +148,79 @@ fn run_against_memstore(ops: &[StoreOp], cuts: &[usize], sync: bool) {
     let again = Store::open(StoreOptions::new(&path)).unwrap();
     assert_same(&again.load().unwrap(), &mem.restored());
     assert!(again.report().is_clean());
+    assert_same_summary(
+        &again.load_summary(Timestamp(0)).unwrap(),
+        &mem.restored_summary(Timestamp(0)),
+    );
+}
+
+/// What a broker reads at start-up: everything but the messages, which are only counted.
+fn assert_same_summary(a: &Restored, b: &Restored) {
+    assert_same(a, b);
+    assert!(a.items.is_empty(), "messages stay in the store");
+    assert_eq!(a.queues, b.queues, "per-session message counts");
+    assert_eq!(a.expired, b.expired, "expired messages");
+}
+
+#[test]
+fn start_up_summary_counts_messages_and_lists_the_expired_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tern.db");
+    let store = Store::open(StoreOptions::new(&path)).unwrap();
+    let mem = MemStore::default();
+    let expiring = |payload: &[u8], at: u64, inflight: Option<u16>| StoredItem {
+        msg: msg("q/t", payload, Some(at)),
+        ..item(payload, inflight)
+    };
+    let mut ops = vec![
+        StoreOp::SessionPut(session("a", 3600, 1)),
+        StoreOp::SessionPut(session("b", 3600, 2)),
+    ];
+    for seq in 1..=5u64 {
+        // a: seq 2 and 4 expire at 100; b: only in-flight ones, which are kept expired or not.
+        let a = if seq % 2 == 0 {
+            expiring(b"soon", 100, None)
+        } else {
+            item(b"later", None)
+        };
+        ops.push(StoreOp::ItemPut {
+            client_id: "a".into(),
+            seq,
+            item: a,
+        });
+        ops.push(StoreOp::ItemPut {
+            client_id: "b".into(),
+            seq: seq * 10,
+            item: expiring(b"inflight", 100, Some(seq as u16)),
+        });
+    }
+    // Messages of a session that is not stored.
+    ops.push(StoreOp::ItemPut {
+        client_id: "gone".into(),
+        seq: 7,
+        item: item(b"orphan", None),
+    });
+    mem.apply(&ops);
+    store.submit(&mut ops);
+    store.close().unwrap();
+    drop(store);
+    let again = Store::open(StoreOptions::new(&path)).unwrap();
+    let before = again.load_summary(Timestamp(99)).unwrap();
+    assert_same_summary(&before, &mem.restored_summary(Timestamp(99)));
+    assert!(before.expired.is_empty());
+    let r = again.load_summary(Timestamp(100)).unwrap();
+    assert_same_summary(&r, &mem.restored_summary(Timestamp(100)));
+    let expired: Vec<(&str, u64)> = r.expired.iter().map(|(c, s)| (&**c, *s)).collect();
+    assert_eq!(expired, [("a", 2), ("a", 4)]);
+    let counts: Vec<(&str, usize, u64)> = r
+        .queues
+        .iter()
+        .map(|q| (&*q.client_id, q.count, q.last_seq))
+        .collect();
+    assert_eq!(counts, [("a", 3, 5), ("b", 5, 50), ("gone", 1, 7)]);
+    let cost = |p: &[u8]| msg("q/t", p, None).cost();
+    assert_eq!(r.queues[0].bytes, 3 * cost(b"later"));
+    assert_eq!(again.report().items, 11, "every stored message is counted");
 }
 
 proptest! {
@@ -389,6 +462,7 @@ fn version_0_store_is_migrated() {
         retained: vec![msg("r/old", b"retained", Some(99))],
         sessions: vec![s.clone()],
         items: vec![("old".into(), 3, it.clone()), ("old".into(), 4, it.clone())],
+        ..Restored::default()
     };
     tern_store::write_v0_fixture(&path, &old).unwrap();
     let store = Store::open(StoreOptions::new(&path)).unwrap();
