@@ -1379,3 +1379,58 @@ fn tls_client_certificate_url_and_tls_version() {
         "tls/t mtls\ntls/t via url\n"
     );
 }
+
+/// --tls-version is the lowest version tern accepts: against a server that speaks only
+/// TLS 1.2 (openssl s_server), tlsv1.3 fails the handshake with a hint, as mosquitto_pub's
+/// does.
+#[test]
+fn tls_version_13_refuses_a_tls_12_only_server() {
+    let pki = Pki::new();
+    let port = common::free_port().to_string();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-tls1_2", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-cert", &pki.p("server.crt"), "-key", &pki.p("server.key")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server (apt-get install openssl)");
+    assert!(
+        wait_until(LIMIT, || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port.parse::<u16>().unwrap()
+        ))
+        .is_ok()),
+        "openssl s_server did not listen"
+    );
+    let ca = pki.p("ca.crt");
+    let args = [
+        "-h",
+        "localhost",
+        "-p",
+        &port,
+        "--cafile",
+        &ca,
+        "--tls-version",
+        "tlsv1.3",
+        "-t",
+        "t",
+        "-m",
+        "x",
+    ];
+    let mut targs = vec!["pub"];
+    targs.extend_from_slice(&args);
+    let t = tern(&targs);
+    let m = run("mosquitto_pub", &args, None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(
+        m.status.code(),
+        Some(0),
+        "mosquitto_pub --tls-version tlsv1.3 fails too"
+    );
+    assert_eq!(t.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&t.stderr);
+    assert!(err.contains("--tls-version"), "{err}");
+}
