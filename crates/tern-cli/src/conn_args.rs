@@ -39,9 +39,14 @@ pub struct ConnArgs {
     /// Keep the session when disconnecting (clean session / clean start off).
     #[arg(short = 'c', long = "disable-clean-session")]
     pub disable_clean_session: bool,
-    /// MQTT 5 session expiry interval in seconds.
-    #[arg(short = 'x', long = "session-expiry-interval")]
-    pub session_expiry: Option<u32>,
+    /// MQTT 5 session expiry interval in seconds; -1 (or ∞) never expires. Ignored before
+    /// MQTT 5, as by mosquitto_pub/sub.
+    #[arg(
+        short = 'x',
+        long = "session-expiry-interval",
+        allow_negative_numbers = true
+    )]
+    pub session_expiry: Option<String>,
     /// MQTT version: 5, 311 or 31 (also mqttv5, mqttv311, mqttv31).
     #[arg(short = 'V', long = "protocol-version", default_value = "311")]
     pub protocol_version: String,
@@ -184,6 +189,47 @@ pub fn parse_qos(q: u8, what: &str) -> anyhow::Result<QoS> {
         2 => QoS::ExactlyOnce,
         _ => bail!("{what} must be 0, 1 or 2, not {q}"),
     })
+}
+
+/// `-x` as mosquitto_pub/sub read it (C `strtol` with base 0): decimal, `0x` hex or
+/// leading-`0` octal, from -1 to 4294967295; -1 and `∞` mean "never expires".
+pub fn parse_session_expiry(s: &str) -> anyhow::Result<u32> {
+    if s == "∞" {
+        return Ok(u32::MAX);
+    }
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (radix, digits) = if let Some(h) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        (16, h)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    let not_number = || {
+        anyhow::anyhow!(
+            "-x '{s}' is not a number: give the session expiry in seconds, or -1 for a session that never expires"
+        )
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(not_number());
+    }
+    let out_of_range = || {
+        anyhow::anyhow!(
+            "-x {s} is out of range: use 0 to 4294967295 seconds, or -1 for a session that never expires"
+        )
+    };
+    let v = i64::from_str_radix(digits, radix).map_err(|_| out_of_range())?;
+    let v = if neg { -v } else { v };
+    match v {
+        -1 => Ok(u32::MAX),
+        v => u32::try_from(v).map_err(|_| out_of_range()),
+    }
 }
 
 fn num<T: std::str::FromStr>(v: &str, prop: &str) -> anyhow::Result<T> {
@@ -358,17 +404,32 @@ impl ConnArgs {
             (None, Some(prefix)) => format!("{prefix}{}", std::process::id()),
             (None, None) => String::new(),
         };
-        if self.disable_clean_session && id.is_empty() && !version.is_v5() {
-            bail!("-c (keep the session) needs a client id the broker can recognise: add -i ID");
+        let expiry = self
+            .session_expiry
+            .as_deref()
+            .map(parse_session_expiry)
+            .transpose()?;
+        // As mosquitto_pub/sub: a kept session needs a client id given with -i (an -I id
+        // changes with every run); -x is ignored before MQTT 5.
+        let expiry = match (expiry, version.is_v5()) {
+            (Some(x), true) => Some(x),
+            (None, true) if self.disable_clean_session => Some(u32::MAX),
+            (_, true) => props.connect.session_expiry_interval,
+            (_, false) => None,
+        };
+        if expiry == Some(u32::MAX) && self.id.is_none() {
+            bail!(
+                "a session that never expires (-c without -x, or -x -1) needs a client id: add -i ID, or -x SECONDS without -c"
+            );
+        }
+        if self.disable_clean_session && self.id.is_none() {
+            bail!(
+                "-c keeps the session, so the broker must recognise this client next time: add -i ID (-I makes a new id each run)"
+            );
         }
         o.mqtt.client_id = id;
         o.mqtt.clean_start = !self.disable_clean_session;
-        o.mqtt.session_expiry_interval = match (self.session_expiry, version.is_v5()) {
-            (Some(x), true) => Some(x),
-            (None, true) if self.disable_clean_session => Some(u32::MAX),
-            (Some(_), false) => bail!("-x (session expiry) needs MQTT 5: add -V 5"),
-            _ => props.connect.session_expiry_interval,
-        };
+        o.mqtt.session_expiry_interval = expiry;
         let user = url
             .as_ref()
             .and_then(|u| u.user.clone())
@@ -479,6 +540,32 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("::1", Some(1884)));
         assert!(parse_url("http://h/t").is_err());
         assert!(parse_url("mqtt://h:x/t").is_err());
+    }
+
+    #[test]
+    fn session_expiry() {
+        for (s, v) in [
+            ("0", 0),
+            ("60", 60),
+            ("0x10", 16),
+            ("010", 8),
+            ("-1", u32::MAX),
+            ("∞", u32::MAX),
+            ("4294967295", u32::MAX),
+        ] {
+            assert_eq!(parse_session_expiry(s).unwrap(), v, "{s}");
+        }
+        for s in [
+            "",
+            "abc",
+            "12s",
+            "-2",
+            "4294967296",
+            "99999999999999999999",
+            "0x",
+        ] {
+            assert!(parse_session_expiry(s).is_err(), "{s}");
+        }
     }
 
     #[test]

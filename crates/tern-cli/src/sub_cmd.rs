@@ -61,7 +61,8 @@ pub struct SubArgs {
     /// Print only retained messages; stop at the first live one.
     #[arg(long = "retained-only")]
     pub retained_only: bool,
-    /// Clear every retained message received (publish an empty retained message).
+    /// Clear every retained message printed (publish an empty retained message at QoS 1);
+    /// messages skipped by -R or filtered out by -T are left alone.
     #[arg(long = "remove-retained")]
     pub remove_retained: bool,
     /// MQTT 5: keep the retain flag of live messages as published.
@@ -197,6 +198,8 @@ async fn run_async(args: SubArgs) -> anyhow::Result<i32> {
     tokio::pin!(setup);
     let mut setup_done = false;
     let mut printed: u64 = 0;
+    // --remove-retained publications still waiting for their PUBACK.
+    let mut clearing: Vec<tern_client::PublishHandle> = Vec::new();
     let mut stdout = std::io::stdout();
     let mut buf = Vec::new();
     let code = loop {
@@ -231,13 +234,6 @@ async fn run_async(args: SubArgs) -> anyhow::Result<i32> {
                     if args.retained_only && !m.retain {
                         break 0;
                     }
-                    if args.remove_retained && m.retain && !m.payload.is_empty() {
-                        let clear = Message::new(m.topic.clone(), Vec::new())
-                            .with_qos(QoS::AtMostOnce)
-                            .with_retain(true);
-                        // Ordering with later messages does not matter: fire and forget.
-                        let _ = client.start_publish(clear).await;
-                    }
                     if args.no_retain && m.retain {
                         continue;
                     }
@@ -247,6 +243,17 @@ async fn run_async(args: SubArgs) -> anyhow::Result<i32> {
                         .any(|f| tern_codec::topic::matches(f, &m.topic))
                     {
                         continue;
+                    }
+                    // Like mosquitto_sub 2.0: a message skipped by -R or filtered out by -T
+                    // is not cleared, and the clearing message goes at QoS 1.
+                    if args.remove_retained && m.retain {
+                        let clear = Message::new(m.topic.clone(), Vec::new())
+                            .with_qos(QoS::AtLeastOnce)
+                            .with_retain(true);
+                        // Acknowledgements are awaited before disconnecting, not here.
+                        if let Ok(h) = client.start_publish(clear).await {
+                            clearing.push(h);
+                        }
                     }
                     if let Some(p) = random_filter {
                         let r: f64 = rand::random::<f64>() * 100.0;
@@ -285,6 +292,34 @@ async fn run_async(args: SubArgs) -> anyhow::Result<i32> {
             _ = tokio::signal::ctrl_c() => {
                 break 0;
             }
+        }
+    };
+    // Like mosquitto_sub, wait for the clearing messages to be acknowledged before
+    // disconnecting, so that a retained message printed as cleared is cleared.
+    let acked = tokio::time::timeout(Duration::from_secs(5), async {
+        for h in clearing {
+            h.wait().await?;
+        }
+        Ok::<(), tern_client::ClientError>(())
+    })
+    .await;
+    let code = match acked {
+        Ok(Ok(())) => code,
+        Ok(Err(e)) => {
+            report(
+                quiet,
+                "tern sub",
+                &format!("a retained message may not have been cleared: {e}; run again to check"),
+            );
+            if code == 0 { 1 } else { code }
+        }
+        Err(_) => {
+            report(
+                quiet,
+                "tern sub",
+                &"the broker did not acknowledge every clearing message within 5 s: run again to check what is still retained",
+            );
+            if code == 0 { 1 } else { code }
         }
     };
     let _ = tokio::time::timeout(

@@ -320,6 +320,12 @@ fn one_device_over_tls_commands_state_telemetry_and_will_on_sigkill() {
         ),
         ("TOGGLE", "Relay ON, LED ON", r#"{"relay":true,"led":true}"#),
         (
+            "OFF",
+            "Relay OFF, LED OFF",
+            r#"{"relay":false,"led":false}"#,
+        ),
+        ("ON", "Relay ON, LED ON", r#"{"relay":true,"led":true}"#),
+        (
             r#"{"relay":false}"#,
             "Relay OFF, LED OFF",
             r#"{"relay":false,"led":false}"#,
@@ -646,4 +652,132 @@ fn refuses_a_will_of_its_own_and_bad_ids() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+/// The client id a device printed on its start line.
+fn start_id(dev: &mut Dev) -> String {
+    let first = dev.wait_line("its start line", |l| l.starts_with("tern device: "));
+    first
+        .strip_prefix("tern device: ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .to_owned()
+}
+
+/// Mutual TLS: a listener with require_certificate true takes the device with --cert/--key
+/// (a `tern pki client` certificate); -I sets the client id prefix, the sketch's random hex
+/// suffix follows. Observed through a second TLS listener without client certificates.
+#[test]
+fn mutual_tls_cert_and_key_with_an_id_prefix() {
+    require("mosquitto_pub");
+    require("mosquitto_sub");
+    let pki = Pki::new();
+    let out = Command::new(TERN)
+        .args(["pki", "client", "board-1", "--dir"])
+        .arg(pki.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tern pki client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = format!(
+        "{}require_certificate true\n{}",
+        pki.broker_config("{port}"),
+        pki.broker_config("{port2}")
+    );
+    let b = Broker::with_config(&conf);
+    let mtls = b.port.to_string();
+    // The second listener's port, from the config the broker was started with.
+    let conf_text = std::fs::read_to_string(b.dir.path().join("tern.conf")).unwrap();
+    let observer = conf_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("listener "))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .find(|p| *p != mtls)
+        .unwrap();
+    let ca = pki.ca();
+    let cert = pki.path("board-1.crt").display().to_string();
+    let key = pki.path("board-1.key").display().to_string();
+    let mut args = tls_args(&mtls, &ca);
+    args.extend(["--cert", &cert, "--key", &key, "-I", "lab-"]);
+    let mut dev = Dev::start(&args);
+    let id = start_id(&mut dev);
+    let suffix = id
+        .strip_prefix("lab-")
+        .unwrap_or_else(|| panic!("client id {id:?} does not start with the -I prefix"));
+    assert!(
+        (1..=4).contains(&suffix.len()) && suffix.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    dev.expect_lines(&["Attempting MQTT broker connection...connected"]);
+    wait_retained(&observer, &ca, &format!("devices/{id}/status"), "online");
+    mpub(&observer, &ca, "test001", "OFF");
+    dev.expect_lines(&[
+        "Message arrived in topic: test001",
+        "Message:OFF",
+        "-----------------------",
+        "Relay OFF, LED OFF",
+    ]);
+    // Without the certificate the mutual-TLS listener refuses the same device.
+    let mut dev = Dev::start(&tls_args(&mtls, &ca));
+    let id2 = start_id(&mut dev);
+    let line = dev.wait_line("a failed attempt", |l| {
+        l.starts_with("Attempting MQTT broker connection...")
+    });
+    assert!(!line.ends_with("connected"), "{line}");
+    assert_ne!(id, id2);
+}
+
+/// -u/-P against a listener with a password file made by `tern passwd`.
+#[test]
+fn user_and_password_against_a_password_file() {
+    require("mosquitto_sub");
+    let pki = Pki::new();
+    let pw = pki.path("passwd");
+    let out = Command::new(TERN)
+        .args(["passwd", "-c", "-b"])
+        .arg(&pw)
+        .args(["alice", "s3cret"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let conf = pki
+        .broker_config("{port}")
+        .replace("allow_anonymous true", "allow_anonymous false")
+        + &format!("password_file {}\n", pw.display());
+    let b = Broker::with_config(&conf);
+    let port = b.port.to_string();
+    let ca = pki.ca();
+    let mut args = tls_args(&port, &ca);
+    args.extend(["-u", "alice", "-P", "s3cret", "-i", "pw-board"]);
+    let mut dev = Dev::start(&args);
+    assert_eq!(start_id(&mut dev), "pw-board");
+    dev.expect_lines(&["Attempting MQTT broker connection...connected"]);
+    let out = Command::new("mosquitto_sub")
+        .args(tls_args(&port, &ca))
+        .args([
+            "-u",
+            "alice",
+            "-P",
+            "s3cret",
+            "-t",
+            "devices/pw-board/status",
+        ])
+        .args(["-v", "-C", "1", "-W", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "devices/pw-board/status online\n"
+    );
+    // A wrong password is refused.
+    let mut args = tls_args(&port, &ca);
+    args.extend(["-u", "alice", "-P", "wrong", "-i", "pw-bad"]);
+    let mut dev = Dev::start(&args);
+    let line = dev.wait_line("a failed attempt", |l| {
+        l.starts_with("Attempting MQTT broker connection...")
+    });
+    assert!(!line.ends_with("connected"), "{line}");
 }
