@@ -158,9 +158,16 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
                             settings::build_for_reload(&c, &ports).map_err(|e| e.to_string())
                         });
                     match built {
-                        Ok(b) => {
+                        Ok(mut b) => {
                             for w in &b.warnings {
                                 tracing::warn!("{w}");
+                            }
+                            // As at start-up: without IPv6, local-only mode has no ::1
+                            // listener, which must not read as one added to the file.
+                            if local_only {
+                                b.settings
+                                    .listeners
+                                    .retain(|l| l.addr.is_ipv4() || ipv6_available());
                             }
                             handle.reload(b.settings);
                         }

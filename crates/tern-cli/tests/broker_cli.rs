@@ -526,3 +526,16 @@ fn sighup_warns_about_options_that_need_a_restart() {
         );
     }
 }
+
+/// Local-only mode (no listener in the file, `-p` ports): a reload finds the same
+/// listeners and warns about nothing.
+#[test]
+fn sighup_in_local_only_mode_keeps_its_listeners_without_warnings() {
+    let port = free_port();
+    let broker = Broker::start_args(&["-p", &port.to_string()], Some("max_keepalive 100\n"));
+    assert_eq!(broker.port, port);
+    hup(&broker);
+    let log = broker.log();
+    assert!(!log.contains("restart the broker"), "{log}");
+    assert_eq!(anonymous_connack(port, "local"), 0);
+}
