@@ -87,6 +87,9 @@ impl Default for ListenerSettings {
 pub struct ListenerSpec {
     pub addr: SocketAddr,
     pub settings: ListenerSettings,
+    /// The TLS options from the file (without reading the files), so that a reload can
+    /// tell whether they changed.
+    pub tls_options: Option<tls::TlsOptions>,
 }
 
 /// Everything the server needs.
@@ -267,29 +270,58 @@ pub struct Server {
 #[derive(Clone, Debug)]
 pub struct ReloadHandle {
     shared: Arc<Shared>,
-    slots: Vec<SettingsSlot>,
+    /// Each listener's configured address (as in the file: port 0 stays 0) and settings.
+    slots: Vec<(SocketAddr, SettingsSlot)>,
 }
 
 impl ReloadHandle {
     /// Applies what can change without a restart: the core limits, `allow_anonymous`, the
     /// password and ACL files (existing clients are checked against the new ACL from their
-    /// next packet on), and the TLS files (re-read; new handshakes use them). Listener
-    /// addresses are not changed, as in Mosquitto. `new` must come from the same
-    /// configuration file, so that its listeners are in the same order.
+    /// next packet on), and the TLS files (re-read; new handshakes use them). Listeners are
+    /// paired with the new configuration's by address and port, so adding or removing one
+    /// in the file moves nobody's settings onto another. What needs a restart (a listener
+    /// added or removed, changed TLS options or protocol, the connection limits, the packet
+    /// size, persistence) is logged as a warning and left as it is, as in Mosquitto.
     pub fn reload(&self, new: ServerSettings) {
+        self.warn_restart_needed(&new);
         {
             let mut core = self.shared.lock();
             let mut cfg = new.core.clone();
             // Persistence is chosen at start-up, as in Mosquitto.
             cfg.persistence = self.shared.store.is_some();
+            // Connections read the packet size from the start-up settings: keep the core
+            // in step with them.
+            cfg.max_packet_size = self.shared.settings.core.max_packet_size;
             core.broker.set_config(cfg);
             self.shared.persist(&mut core);
             let mut to_close = Vec::new();
-            for (slot, spec) in self.slots.iter().zip(new.listeners) {
+            let mut specs = new.listeners;
+            for (addr, slot) in &self.slots {
+                let Some(i) = specs.iter().position(|s| s.addr == *addr) else {
+                    warn!(
+                        %addr,
+                        "listener removed from the configuration file: it keeps running with its old settings; restart the broker to stop it"
+                    );
+                    continue;
+                };
+                let spec = specs.remove(i);
                 let old = current(slot);
                 let mut next = spec.settings;
                 // TLS acceptors stay (their files are reloaded below).
                 next.tls = old.tls.clone();
+                if old.tls.as_ref().map(|t| &t.options) != spec.tls_options.as_ref() {
+                    warn!(
+                        %addr,
+                        "the TLS options of this listener changed: restart the broker to apply them (only the certificate, key, CA and CRL files are re-read on SIGHUP)"
+                    );
+                }
+                if next.protocol != old.protocol {
+                    warn!(
+                        %addr,
+                        "the protocol of this listener changed: restart the broker to apply it"
+                    );
+                    next.protocol = old.protocol;
+                }
                 core.broker
                     .replace_authorizer(&old.limits.authorizer, &next.limits.authorizer);
                 if let Some(a) = &old.authenticator {
@@ -299,6 +331,12 @@ impl ReloadHandle {
                     );
                 }
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+            }
+            for spec in &specs {
+                warn!(
+                    addr = %spec.addr,
+                    "listener added to the configuration file: restart the broker to start it"
+                );
             }
             if !to_close.is_empty() {
                 info!(
@@ -311,7 +349,7 @@ impl ReloadHandle {
             }
         }
         let mut seen: Vec<Arc<tls::TlsAcceptor>> = Vec::new();
-        for slot in &self.slots {
+        for (_, slot) in &self.slots {
             if let Some(t) = &current(slot).tls
                 && !seen.iter().any(|x| Arc::ptr_eq(x, t))
             {
@@ -320,6 +358,45 @@ impl ReloadHandle {
             }
         }
         info!("configuration reloaded");
+    }
+
+    /// Warns about each broker-wide option that changed but is read only at start-up.
+    fn warn_restart_needed(&self, new: &ServerSettings) {
+        let old = &self.shared.settings;
+        let changed = [
+            (
+                "max_packet_size",
+                old.core.max_packet_size != new.core.max_packet_size,
+            ),
+            (
+                "max_connections",
+                old.max_connections != new.max_connections,
+            ),
+            (
+                "connect_timeout",
+                old.connect_timeout != new.connect_timeout,
+            ),
+            (
+                "max_connections_per_address",
+                old.max_connections_per_address != new.max_connections_per_address,
+            ),
+            (
+                "tls_handshake_rate",
+                old.tls_handshake_rate != new.tls_handshake_rate,
+            ),
+            (
+                "websockets_headers_size",
+                old.websockets_headers_size != new.websockets_headers_size,
+            ),
+            (
+                "persistence",
+                old.persistence.as_ref().map(|p| &p.path)
+                    != new.persistence.as_ref().map(|p| &p.path),
+            ),
+        ];
+        for (name, _) in changed.iter().filter(|(_, c)| *c) {
+            warn!("{name} changed: restart the broker to apply it; the old value stays");
+        }
     }
 }
 
@@ -402,7 +479,15 @@ impl Server {
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             shared: self.shared.clone(),
-            slots: self.listeners.iter().map(|(_, s)| s.clone()).collect(),
+            // `listeners` were bound from `settings.listeners`, one for one and in order.
+            slots: self
+                .shared
+                .settings
+                .listeners
+                .iter()
+                .zip(&self.listeners)
+                .map(|(spec, (_, s))| (spec.addr, s.clone()))
+                .collect(),
         }
     }
 

@@ -231,13 +231,21 @@ fn build_with(c: &Config, cli_ports: &[u16], with_tls: bool) -> Result<Built, Se
             ConfProtocol::Websockets => Protocol::WebSockets,
         };
         let mut settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
-        if with_tls {
-            settings.tls = tls_for(l, &mut warnings)?;
+        let tls_options = tls_options(l, &mut warnings)?;
+        if with_tls && let Some(o) = &tls_options {
+            let (acceptor, tls_warnings) =
+                TlsAcceptor::new(o.clone()).map_err(|e| SettingsError::Unsupported {
+                    at: at(l),
+                    what: e.to_string(),
+                })?;
+            warnings.extend(tls_warnings);
+            settings.tls = Some(Arc::new(acceptor));
         }
         for addr in bind_addresses(l)? {
             listeners.push(ListenerSpec {
                 addr,
                 settings: settings.clone(),
+                tls_options: tls_options.clone(),
             });
         }
     }
@@ -293,11 +301,11 @@ fn listener_settings(
     })
 }
 
-/// The listener's TLS acceptor, when `certfile`/`keyfile` are set.
-fn tls_for(
+/// The listener's TLS options, when `certfile`/`keyfile` are set (no file is read here).
+fn tls_options(
     l: &Listener,
     warnings: &mut Vec<String>,
-) -> Result<Option<Arc<TlsAcceptor>>, SettingsError> {
+) -> Result<Option<TlsOptions>, SettingsError> {
     let t = &l.tls;
     let (certfile, keyfile) = match (&t.certfile, &t.keyfile) {
         (None, None) => {
@@ -349,13 +357,7 @@ fn tls_for(
         ciphers_tls13: t.ciphers_tls13.clone(),
         max_fragment_size: t.tls_max_fragment_size.map(usize::from),
     };
-    let (acceptor, tls_warnings) =
-        TlsAcceptor::new(options).map_err(|e| SettingsError::Unsupported {
-            at: at(l),
-            what: e.to_string(),
-        })?;
-    warnings.extend(tls_warnings);
-    Ok(Some(Arc::new(acceptor)))
+    Ok(Some(options))
 }
 
 fn bind_addresses(l: &Listener) -> Result<Vec<SocketAddr>, SettingsError> {
@@ -440,6 +442,7 @@ fn local_only(
             out.push(ListenerSpec {
                 addr: SocketAddr::new(ip, port),
                 settings: settings.clone(),
+                tls_options: None,
             });
         }
     }

@@ -28,7 +28,7 @@ pub enum MinVersion {
 }
 
 /// A listener's TLS options (mosquitto.conf names).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     pub cafile: Option<PathBuf>,
     pub capath: Option<PathBuf>,

@@ -33,23 +33,36 @@ pub struct BrokerArgs {
 
 pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
     if args.daemon {
-        return crate::daemon::detach();
+        // Everything start-up reads (the file and its includes, TLS keys and certificates,
+        // password and ACL files) is checked before detaching: the detached process has no
+        // terminal to report a mistake on.
+        let config = load_config(&args)?;
+        let built = settings::build(&config, &args.port).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for w in &built.warnings {
+            eprintln!("tern: warning: {w}");
+        }
+        return crate::daemon::detach(&args);
     }
     serve(args, None)
 }
 
-/// Runs the broker from a configuration file (or none: local-only mode). `banner` is printed
-/// after the listener lines (the quick start's instructions).
-pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
-    let config = match &args.config {
-        Some(path) => Config::load(path, &FsLoader).map_err(|e| anyhow::anyhow!("{e}"))?,
+/// The configuration file (`-c`), or an empty one (local-only mode).
+fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
+    match &args.config {
+        Some(path) => Config::load(path, &FsLoader).map_err(|e| anyhow::anyhow!("{e}")),
         None => Config::parse_str(
             std::path::Path::new("(no configuration file)"),
             "",
             &FsLoader,
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))?,
-    };
+        .map_err(|e| anyhow::anyhow!("{e}")),
+    }
+}
+
+/// Runs the broker from a configuration file (or none: local-only mode). `banner` is printed
+/// after the listener lines (the quick start's instructions).
+pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
+    let config = load_config(&args)?;
     for w in crate::logging::init_broker(&config, args.verbose, args.quiet) {
         eprintln!("tern: warning: {w}");
     }
@@ -145,9 +158,16 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
                             settings::build_for_reload(&c, &ports).map_err(|e| e.to_string())
                         });
                     match built {
-                        Ok(b) => {
+                        Ok(mut b) => {
                             for w in &b.warnings {
                                 tracing::warn!("{w}");
+                            }
+                            // As at start-up: without IPv6, local-only mode has no ::1
+                            // listener, which must not read as one added to the file.
+                            if local_only {
+                                b.settings
+                                    .listeners
+                                    .retain(|l| l.addr.is_ipv4() || ipv6_available());
                             }
                             handle.reload(b.settings);
                         }

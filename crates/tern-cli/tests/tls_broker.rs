@@ -1707,6 +1707,32 @@ fn bad_new_key_keeps_the_old_certificate_and_says_why() {
     still_receives(&mut c, port, &pki, "old certificate still in service");
 }
 
+/// A changed TLS option (here `tls_version tlsv1.3`) is not applied by SIGHUP: the log says
+/// a restart is needed, and TLS 1.2 clients are still served. A reload without changes says
+/// nothing of the kind.
+#[test]
+fn sighup_with_changed_tls_options_warns_that_a_restart_is_needed() {
+    let pki = Pki::new();
+    let (b, port, _c, _) = reload_setup(&pki);
+    let warning = "the TLS options of this listener changed: restart the broker";
+    b.signal("HUP");
+    assert!(
+        b.wait_log("configuration reloaded", Duration::from_secs(5)),
+        "{}",
+        b.log()
+    );
+    assert!(!b.log().contains(warning), "nothing changed: {}", b.log());
+    let conf = b.path("tern.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("{text}tls_version tlsv1.3\n")).unwrap();
+    b.signal("HUP");
+    assert!(b.wait_log(warning, Duration::from_secs(5)), "{}", b.log());
+    assert!(
+        TlsMqtt::connect(port, &pki.ca(), Offer::Tls12EcdsaAes128Gcm).is_ok(),
+        "TLS 1.2 is still offered until a restart"
+    );
+}
+
 /// A key that parses but belongs to another certificate is as bad as one that does not
 /// parse: the pair in service must stay.
 #[test]

@@ -33,6 +33,13 @@ impl Broker {
     }
 
     pub fn start_args(args: &[&str], config: Option<&str>) -> Broker {
+        Self::start_with_log(args, config, Some("debug"))
+    }
+
+    /// Like [`Broker::start_args`] with `RUST_LOG` set to `rust_log`, or removed from the
+    /// environment when `None` (so that `-v`, `log_type`, `log_dest` and `log_timestamp`
+    /// decide what is logged).
+    pub fn start_with_log(args: &[&str], config: Option<&str>, rust_log: Option<&str>) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("broker.log");
         let mut cmd = Command::new(TERN);
@@ -47,8 +54,11 @@ impl Broker {
             cmd.arg("-c").arg(&path);
         }
         let log_file = std::fs::File::create(&log).unwrap();
+        match rust_log {
+            Some(v) => cmd.env("RUST_LOG", v),
+            None => cmd.env_remove("RUST_LOG"),
+        };
         let mut child = cmd
-            .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
