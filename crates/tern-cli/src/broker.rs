@@ -41,6 +41,14 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<i32> {
         for w in &built.warnings {
             eprintln!("tern: warning: {w}");
         }
+        if let Some(path) = &config.pid_file {
+            // The detached broker writes it; find out now whether it can.
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .map_err(|e| pid_file_error(path, &e))?;
+        }
         return crate::daemon::detach(&args);
     }
     serve(args, None)
@@ -70,6 +78,9 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
     for w in &built.warnings {
         eprintln!("tern: warning: {w}");
     }
+    // `pid_file`: written before anything listens and removed at a clean exit, as Mosquitto
+    // does (in the foreground too).
+    let _pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
     let mut settings = built.settings;
     // ::1 may be missing (IPv6 disabled) in local-only mode: keep going with what binds.
     if config.listeners.is_empty() {
@@ -205,6 +216,34 @@ pub fn serve(args: BrokerArgs, banner: Option<String>) -> anyhow::Result<i32> {
         anyhow::Ok(())
     })?;
     Ok(0)
+}
+
+fn pid_file_error(path: &std::path::Path, e: &std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot write pid_file {}: {e}; create its directory, make it writable for this user, or remove the pid_file line",
+        path.display()
+    )
+}
+
+/// The `pid_file` this process wrote; removed when dropped if it still holds our pid.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &std::path::Path) -> anyhow::Result<PidFile> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| pid_file_error(path, &e))?;
+        Ok(PidFile(path.to_owned()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|s| s.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }
 
 fn ipv6_available() -> bool {

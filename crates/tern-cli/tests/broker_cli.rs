@@ -539,3 +539,107 @@ fn sighup_in_local_only_mode_keeps_its_listeners_without_warnings() {
     assert!(!log.contains("restart the broker"), "{log}");
     assert_eq!(anonymous_connack(port, "local"), 0);
 }
+
+/// `pid_file`, as Mosquitto 2.0 does it: the running broker's pid is written at start-up
+/// (in the foreground and with `-d`, where it names the detached process) and the file is
+/// removed when the broker stops cleanly.
+#[test]
+fn pid_file_names_the_running_broker_and_goes_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_path = dir.path().join("tern.pid");
+    let b = Broker::with_config(&format!(
+        "listener {{port}} 127.0.0.1\nallow_anonymous true\npid_file {}\n",
+        pid_path.display()
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&pid_path).unwrap().trim(),
+        b.child.id().to_string(),
+        "foreground: the broker's own pid"
+    );
+    let mut b = b;
+    b.signal("TERM");
+    assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(!pid_path.exists(), "removed at a clean exit");
+
+    // -d: the file names the detached broker, which the test stops through it.
+    let conf = dir.path().join("daemon.conf");
+    let port = free_port();
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npid_file {}\n",
+            pid_path.display()
+        ),
+    )
+    .unwrap();
+    let guard = DaemonGuard {
+        config: conf.clone(),
+    };
+    let (code, out, err) = run(
+        Command::new(TERN)
+            .arg("broker")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "stdout {out}; stderr {err}");
+    assert!(wait_listening(port, Duration::from_secs(15)));
+    let end = Instant::now() + Duration::from_secs(10);
+    while !pid_path.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid: u32 = std::fs::read_to_string(&pid_path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pids_with_arg(&conf), vec![pid], "the pid of the daemon");
+    kill("TERM", pid);
+    let end = Instant::now() + Duration::from_secs(10);
+    while pid_path.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid_path.exists(), "the daemon removed it at exit");
+    drop(guard);
+}
+
+/// A pid_file that cannot be written stops start-up with the path and what to do, before
+/// detaching with `-d` too (Mosquitto exits as well).
+#[test]
+fn unwritable_pid_file_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("tern.conf");
+    let bad = dir.path().join("no-such-dir").join("tern.pid");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\npid_file {}\n",
+            free_port(),
+            bad.display()
+        ),
+    )
+    .unwrap();
+    let guard = DaemonGuard {
+        config: conf.clone(),
+    };
+    for daemon in [false, true] {
+        let mut cmd = Command::new(TERN);
+        cmd.arg("broker").arg("-c").arg(&conf);
+        if daemon {
+            cmd.arg("-d");
+        }
+        let (code, out, err) = run(&mut cmd, Duration::from_secs(20));
+        assert_ne!(code, Some(0), "-d {daemon}: stdout {out}; stderr {err}");
+        assert!(
+            err.contains("cannot write pid_file") && err.contains(&*bad.to_string_lossy()),
+            "-d {daemon}: {err}"
+        );
+        assert!(
+            err.contains("create its directory"),
+            "says what to do: {err}"
+        );
+    }
+    assert!(pids_with_arg(&conf).is_empty(), "nothing left running");
+    drop(guard);
+}
