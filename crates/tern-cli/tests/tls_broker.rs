@@ -1391,6 +1391,91 @@ fn refused_tls12_client_on_a_tls13_listener() {
     round_trip("localhost", port, "v13/t", "ok", &tls, &tls);
 }
 
+/// `capath` as Mosquitto users prepare it: the CA certificate and the hash-named link
+/// `openssl rehash` makes, next to files that are not certificates (the CA key, a CRL, a
+/// note). A client certificate signed by that CA connects; the other files are skipped with
+/// one warning. A CA added to the directory later is trusted without a signal.
+#[test]
+fn capath_made_with_openssl_rehash_trusts_its_ca_and_picks_up_new_ones() {
+    let pki = Pki::new();
+    let (c, k) = pki.client("capath-device");
+    let capath = pki.dir.path().join("certs");
+    std::fs::create_dir(&capath).unwrap();
+    std::fs::copy(pki.ca(), capath.join("ca.crt")).unwrap();
+    openssl(&capath, &["rehash", "."]);
+    let links: Vec<String> = std::fs::read_dir(&capath)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".0"))
+        .collect();
+    assert_eq!(links.len(), 1, "openssl rehash made no link: {links:?}");
+    std::fs::copy(pki.path("ca.key"), capath.join("ca.key")).unwrap();
+    std::fs::write(capath.join("README"), "CA certificates for the broker\n").unwrap();
+    let port = free_port();
+    let b = Broker::with_config(&format!(
+        "allow_anonymous true\nlistener {port} 127.0.0.1\ncapath {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        s(&capath),
+        s(&pki.path("server.crt")),
+        s(&pki.path("server.key")),
+    ));
+    let warning = format!(
+        "tern: warning: capath {}: skipped 2 files that hold no certificate (README, ca.key); only the certificates in it are trusted",
+        s(&capath)
+    );
+    assert_eq!(
+        count(&b.log(), &warning),
+        1,
+        "one warning for the skipped files:\n{}",
+        info_lines(&b.log())
+    );
+    let tls = client_tls(&pki, &c, &k);
+    round_trip(
+        "localhost",
+        port,
+        "capath/t",
+        "signed by the capath CA",
+        &as_strs(&tls),
+        &as_strs(&tls),
+    );
+    // A client of another CA is refused...
+    let other = tempfile::tempdir().unwrap();
+    tern(&["pki", "ca", "--dir", s(other.path()), "--cn", "Second CA"]);
+    tern(&["pki", "client", "second-device", "--dir", s(other.path())]);
+    let second = client_tls(
+        &pki,
+        &other.path().join("second-device.crt"),
+        &other.path().join("second-device.key"),
+    );
+    let r = mosq_pub("localhost", port, "capath/t", "x", &as_strs(&second));
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(
+        b.wait_log(
+            "not signed by a CA this listener trusts",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        info_lines(&b.log())
+    );
+    // ...until its CA is put in the directory (no SIGHUP).
+    std::fs::copy(other.path().join("ca.crt"), capath.join("second-ca.crt")).unwrap();
+    let start = Instant::now();
+    let accepted = loop {
+        let r = mosq_pub("localhost", port, "capath/t", "second", &as_strs(&second));
+        if r.code == Some(0) {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(8) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        accepted,
+        "a CA added to capath was not trusted within 8 s; log:\n{}",
+        info_lines(&b.log())
+    );
+}
+
 // ==========================================================================================
 // 5. The client certificate as the user name
 // ==========================================================================================
@@ -1824,6 +1909,76 @@ fn keyfile_that_is_not_a_key_is_a_startup_error() {
     assert!(
         err.contains("the file holds a certificate, not a private key; pass the key file (e.g. server.key) instead"),
         "{err}"
+    );
+}
+
+/// `tern pki` makes its directory 0700. A broker running as another user cannot enter it:
+/// the key is there, so "does not exist" would send the user looking for the wrong problem.
+/// The error names the file, the user the broker runs as, and the fix for the directory.
+#[test]
+fn keyfile_in_a_directory_the_broker_user_cannot_enter_is_a_permission_error() {
+    require("setpriv");
+    let drop_to_nobody = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"];
+    let who = run_cmd(
+        "setpriv",
+        &[&drop_to_nobody[..], &["id", "-un"]].concat(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        (who.code, who.out.trim()),
+        (Some(0), "nobody"),
+        "this test runs the broker as user nobody with `setpriv --reuid=nobody --regid=nogroup`, which failed (the tests must run as root, and the system needs a user nobody and a group nogroup): {who:?}"
+    );
+    let pki = Pki::new();
+    let mode = std::fs::metadata(pki.root()).unwrap().permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o700, "tern pki's directory");
+    // Everything but the key where nobody can read it: the config and the certificate.
+    let open_dir = pki.dir.path();
+    std::fs::set_permissions(open_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cert = open_dir.join("server.crt");
+    std::fs::copy(pki.path("server.crt"), &cert).unwrap();
+    std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let key = pki.path("server.key");
+    let port = free_port();
+    let conf = open_dir.join("nobody.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "allow_anonymous true\nlistener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+            s(&cert),
+            s(&key)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = run_cmd(
+        "setpriv",
+        &[&drop_to_nobody[..], &[TERN, "broker", "-c", s(&conf)]].concat(),
+        Duration::from_secs(5),
+    );
+    assert!(
+        matches!(r.code, Some(c) if c != 0),
+        "the broker should exit non-zero before listening: {r:?}"
+    );
+    let err = r.err;
+    assert!(
+        !err.contains("does not exist") && !err.contains("No such file"),
+        "the key exists; the problem is permission: {err}"
+    );
+    assert!(
+        err.contains(&format!("cannot read the key file {}", s(&key)))
+            && err.contains("Permission denied")
+            && err.contains("the broker runs as user 'nobody'"),
+        "the error names the file, the reason and the user: {err}"
+    );
+    let dir = pki.root();
+    assert!(
+        err.contains(&format!(
+            "The directory {} cannot be entered by that user",
+            s(&dir)
+        )) && err.contains(&format!("`chown -R nobody {}`", s(&dir))),
+        "the fix is for the directory, not the file: {err}"
     );
 }
 
