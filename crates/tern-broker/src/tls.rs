@@ -616,13 +616,22 @@ pub fn explain(e: &io::Error) -> String {
             CertificateError::NotValidYet => "the client certificate is not valid yet; check the clocks of the broker and of the machine that issued it".to_owned(),
             CertificateError::Revoked => "the client certificate is revoked (crlfile)".to_owned(),
             CertificateError::BadSignature => "the client certificate's signature is invalid".to_owned(),
-            other => format!("the client certificate was refused: {other:?}"),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => "the client certificate is not for client authentication (its extended key usage does not allow it); reissue it with `tern pki client <device name>`".to_owned(),
+            CertificateError::BadEncoding => "the client certificate is malformed (not valid DER); reissue it with `tern pki client <device name>`".to_owned(),
+            CertificateError::UnhandledCriticalExtension => "the client certificate has a critical extension the broker does not understand; reissue it with `tern pki client <device name>`".to_owned(),
+            CertificateError::UnknownRevocationStatus => "the crlfile has no revocation list from the CA that signed the client certificate; add that CA's CRL to crlfile (`tern pki revoke` writes one)".to_owned(),
+            CertificateError::ExpiredRevocationList | CertificateError::ExpiredRevocationListContext { .. } => "the revocation list in crlfile is out of date, so client certificates cannot be checked; regenerate it (`tern pki revoke` writes a fresh one)".to_owned(),
+            CertificateError::UnsupportedSignatureAlgorithmContext { .. } | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => "the client certificate is signed with an algorithm the broker does not accept (e.g. SHA-1); reissue it with `tern pki client <device name>`".to_owned(),
+            other => format!("the client certificate was refused ({}); check it with `tern pki inspect`", words(other)),
         },
         RustlsError::NoCertificatesPresented => "the client sent no certificate, but require_certificate is true".to_owned(),
         RustlsError::PeerIncompatible(p) => match p {
             PeerIncompatible::NoCipherSuitesInCommon => "no cipher suite in common with the client (check ciphers / ciphers_tls1.3; ESP8266 needs ECDHE with AES-GCM or ChaCha20 over TLS 1.2)".to_owned(),
             PeerIncompatible::Tls12NotOffered | PeerIncompatible::Tls12NotOfferedOrEnabled | PeerIncompatible::SupportedVersionsExtensionRequired => "protocol version mismatch: the client offers only TLS versions this listener does not accept (tls_version)".to_owned(),
-            other => format!("the client is incompatible: {other:?}"),
+            PeerIncompatible::NoSignatureSchemesInCommon => "the client accepts none of the signature algorithms the broker's key can make; serve an ECDSA P-256 or RSA-2048 certificate (`tern pki server`) or update the client's TLS library".to_owned(),
+            PeerIncompatible::NoKxGroupsInCommon | PeerIncompatible::NoEcPointFormatsInCommon | PeerIncompatible::UncompressedEcPointsRequired => "the client offers no key exchange the broker supports (tern offers ECDHE with X25519, P-256 and P-384); update the client's TLS library".to_owned(),
+            PeerIncompatible::ExtendedMasterSecretExtensionRequired => "the client's TLS 1.2 does not support the extended master secret the broker requires; update the client's TLS library or use TLS 1.3".to_owned(),
+            other => format!("the client's TLS is incompatible with this listener ({}); check the client's TLS version and cipher settings", words(other)),
         },
         RustlsError::AlertReceived(a) => match a {
             AlertDescription::UnknownCA => "the client does not trust the broker's certificate (unknown CA): give the client the CA that signed it (ca.crt)".to_owned(),
@@ -632,11 +641,34 @@ pub fn explain(e: &io::Error) -> String {
             AlertDescription::HandshakeFailure => "the client ended the handshake (no cipher suite or version in common?)".to_owned(),
             AlertDescription::InternalError => "the client ended the handshake with an internal error; mosquitto_pub/sub and other libmosquitto clients do this when the broker's certificate does not name the host they connected to (check its subjectAltName with tern doctor)".to_owned(),
             AlertDescription::DecryptError => "the client could not verify the handshake signature: the broker's key does not match its certificate".to_owned(),
-            other => format!("the client sent the TLS alert {other:?}"),
+            AlertDescription::UnsupportedCertificate => "the client refused the broker's certificate as unsuitable (key type or key usage); reissue it with `tern pki server`".to_owned(),
+            AlertDescription::CertificateRevoked => "the client says the broker's certificate is revoked; issue a new one with `tern pki server`".to_owned(),
+            AlertDescription::AccessDenied => "the client refused the connection after checking the broker's certificate (access denied)".to_owned(),
+            other => format!("the client ended the handshake with the TLS alert '{}'", words(other)),
         },
         RustlsError::InvalidMessage(m) => format!("the client sent something that is not TLS ({m:?}); is it speaking plain MQTT to a TLS port?"),
-        other => format!("TLS handshake failed: {other}"),
+        RustlsError::PeerMisbehaved(m) => format!("the client broke the TLS protocol ({}); update the client's TLS library", words(m)),
+        other => format!("the TLS library refused the handshake: {other}"),
     }
+}
+
+/// A Rust enum variant's name in lower-case words, without its fields
+/// (`NoKxGroupsInCommon { .. }` -> "no kx groups in common"): the detail of an error tern has
+/// no sentence for, still readable in a log line.
+fn words(value: &impl std::fmt::Debug) -> String {
+    let debug = format!("{value:?}");
+    let name = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    if out.is_empty() { debug } else { out }
 }
 
 /// The user name a certificate gives: its CN (`use_identity_as_username`) or its whole
@@ -682,6 +714,46 @@ pub fn identity(cert: &CertificateDer<'_>, whole_subject: bool) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn explained(e: RustlsError) -> String {
+        explain(&io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    #[test]
+    fn fallback_explanations_are_plain_words() {
+        assert_eq!(
+            explained(RustlsError::InvalidCertificate(
+                CertificateError::InvalidPurpose
+            )),
+            "the client certificate is not for client authentication (its extended key usage does not allow it); reissue it with `tern pki client <device name>`"
+        );
+        assert_eq!(
+            explained(RustlsError::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure
+            )),
+            "the client certificate was refused (application verification failure); check it with `tern pki inspect`"
+        );
+        assert_eq!(
+            explained(RustlsError::PeerIncompatible(
+                PeerIncompatible::NullCompressionRequired
+            )),
+            "the client's TLS is incompatible with this listener (null compression required); check the client's TLS version and cipher settings"
+        );
+        assert_eq!(
+            explained(RustlsError::AlertReceived(AlertDescription::DecodeError)),
+            "the client ended the handshake with the TLS alert 'decode error'"
+        );
+        assert_eq!(
+            explained(RustlsError::PeerMisbehaved(
+                rustls::PeerMisbehaved::TooManyEmptyFragments
+            )),
+            "the client broke the TLS protocol (too many empty fragments); update the client's TLS library"
+        );
+        assert_eq!(
+            explained(RustlsError::General("boom".into())),
+            "the TLS library refused the handshake: unexpected error: boom"
+        );
+    }
 
     #[test]
     fn cipher_names_map_and_unknown_lists_available() {
