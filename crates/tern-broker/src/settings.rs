@@ -17,7 +17,7 @@ use tern_conf::conf::{
 use tern_conf::passwd::PasswordFile;
 
 use crate::security::{Acl, Passwords};
-use crate::tls::{MinVersion, TlsAcceptor, TlsOptions};
+use crate::tls::{MinVersion, TlsAcceptor, TlsError, TlsOptions};
 use crate::{ListenerSettings, ListenerSpec, Protocol, ServerSettings};
 
 /// The caps tern puts where Mosquitto allows "unlimited".
@@ -349,11 +349,18 @@ fn tls_for(
         ciphers_tls13: t.ciphers_tls13.clone(),
         max_fragment_size: t.tls_max_fragment_size.map(usize::from),
     };
-    let (acceptor, tls_warnings) =
-        TlsAcceptor::new(options).map_err(|e| SettingsError::Unsupported {
-            at: at(l),
+    let (acceptor, tls_warnings) = TlsAcceptor::new(options).map_err(|e| {
+        // A cipher name is wrong on its own line, not on the listener's.
+        let line = match &e {
+            TlsError::UnknownCipher { option, .. } if *option == "ciphers" => t.ciphers_at.as_ref(),
+            TlsError::UnknownCipher { .. } => t.ciphers_tls13_at.as_ref(),
+            _ => None,
+        };
+        SettingsError::Unsupported {
+            at: line.map_or_else(|| at(l), ToString::to_string),
             what: e.to_string(),
-        })?;
+        }
+    })?;
     warnings.extend(tls_warnings);
     Ok(Some(Arc::new(acceptor)))
 }

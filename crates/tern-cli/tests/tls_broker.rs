@@ -1391,6 +1391,51 @@ fn refused_tls12_client_on_a_tls13_listener() {
     round_trip("localhost", port, "v13/t", "ok", &tls, &tls);
 }
 
+/// `tern broker -c` with a cipher name tern does not know: start-up stops at the line, with
+/// the names it knows.
+#[test]
+fn unknown_cipher_names_are_startup_errors_at_their_line() {
+    let pki = Pki::new();
+    for (option, name, available) in [
+        (
+            "ciphers",
+            "AES128-SHA",
+            "ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-ECDSA-CHACHA20-POLY1305, ECDHE-RSA-AES256-GCM-SHA384, ECDHE-RSA-AES128-GCM-SHA256, ECDHE-RSA-CHACHA20-POLY1305",
+        ),
+        (
+            "ciphers_tls1.3",
+            "TLS_AES_128_CCM_SHA256",
+            "TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256",
+        ),
+    ] {
+        let port = free_port();
+        let conf = pki.dir.path().join("ciphers.conf");
+        // The option is on line 6.
+        std::fs::write(
+            &conf,
+            format!(
+                "allow_anonymous true\n{}\n{option} {name}\n",
+                pki.listener(port, "server", "").trim_end()
+            ),
+        )
+        .unwrap();
+        let r = run_cmd(TERN, &["broker", "-c", s(&conf)], Duration::from_secs(5));
+        assert!(
+            matches!(r.code, Some(c) if c != 0),
+            "the broker should exit non-zero before listening: {r:?}"
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} is open"
+        );
+        let want = format!(
+            "{}:6: unknown cipher '{name}' in {option}; the ciphers tern offers are: {available}",
+            s(&conf)
+        );
+        assert!(r.err.contains(&want), "expected {want:?} in:\n{}", r.err);
+    }
+}
+
 /// `capath` as Mosquitto users prepare it: the CA certificate and the hash-named link
 /// `openssl rehash` makes, next to files that are not certificates (the CA key, a CRL, a
 /// note). A client certificate signed by that CA connects; the other files are skipped with
