@@ -1391,6 +1391,101 @@ fn refused_tls12_client_on_a_tls13_listener() {
     round_trip("localhost", port, "v13/t", "ok", &tls, &tls);
 }
 
+/// TLS 1.2 with a cipher the listener does not offer: `ciphers` limits TLS 1.2 to one
+/// ECDSA suite and the client asks for another; and a listener whose `ciphers` lists only an
+/// RSA suite while its certificate has an ECDSA key can serve no TLS 1.2 client at all.
+#[test]
+fn refused_tls12_client_whose_ciphers_the_listener_does_not_offer() {
+    let pki = Pki::new();
+    let [one_suite, rsa_only] = free_ports();
+    let b = Broker::with_config(&format!(
+        "allow_anonymous true\n{}{}",
+        pki.listener(
+            one_suite,
+            "server",
+            "ciphers ECDHE-ECDSA-AES128-GCM-SHA256\n"
+        ),
+        pki.listener(rsa_only, "server", "ciphers ECDHE-RSA-AES128-GCM-SHA256\n"),
+    ));
+    let ca_path = pki.ca();
+    let ca = s(&ca_path);
+    let needle = "TLS handshake failed: no cipher suite in common with the client (check ciphers / ciphers_tls1.3";
+    for (port, cipher) in [
+        (one_suite, "ECDHE-ECDSA-AES256-GCM-SHA384"),
+        (rsa_only, "ECDHE-RSA-AES128-GCM-SHA256"),
+    ] {
+        let r = s_client(
+            port,
+            &[
+                "-tls1_2",
+                "-cipher",
+                cipher,
+                "-CAfile",
+                ca,
+                "-servername",
+                "localhost",
+            ],
+        );
+        assert!(
+            r.all().contains("alert handshake failure") && !r.all().contains("New, TLSv1.2"),
+            "{cipher} on port {port}: {r:?}"
+        );
+    }
+    assert_logged_once(&b, needle);
+    assert_eq!(
+        count(&b.log(), needle),
+        2,
+        "one line per refused client:\n{}",
+        info_lines(&b.log())
+    );
+    // The suite the listener offers works.
+    let r = s_client(
+        one_suite,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "-CAfile",
+            ca,
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ],
+    );
+    assert!(
+        r.all()
+            .contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{r:?}"
+    );
+}
+
+/// A client certificate from another CA on a listener that requires certificates from its
+/// own CA.
+#[test]
+fn refused_client_certificate_from_another_ca() {
+    let pki = Pki::new();
+    let other = tempfile::tempdir().unwrap();
+    tern(&["pki", "ca", "--dir", s(other.path()), "--cn", "Other CA"]);
+    tern(&["pki", "client", "stranger", "--dir", s(other.path())]);
+    let (b, port) = mtls_broker(&pki, "");
+    let r = mosq_pub(
+        "localhost",
+        port,
+        "t",
+        "x",
+        &as_strs(&client_tls(
+            &pki,
+            &other.path().join("stranger.crt"),
+            &other.path().join("stranger.key"),
+        )),
+    );
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert_logged_once(
+        &b,
+        "TLS handshake failed: the client certificate is not signed by a CA this listener trusts (unknown CA; cafile/capath): issue it with the broker's CA (`tern pki client <device name>`) or add the CA that signed it to cafile",
+    );
+}
+
 /// `tern broker -c` with a cipher name tern does not know: start-up stops at the line, with
 /// the names it knows.
 #[test]
@@ -1434,6 +1529,131 @@ fn unknown_cipher_names_are_startup_errors_at_their_line() {
         );
         assert!(r.err.contains(&want), "expected {want:?} in:\n{}", r.err);
     }
+}
+
+/// Key formats and sizes made with openssl, each served by its own listener: a PKCS#1
+/// ("BEGIN RSA PRIVATE KEY") RSA-2048 key, an RSA-4096 key and an ECDSA P-384 key (SEC1),
+/// with certificates signed by tern's CA. mosquitto's clients publish and receive over each.
+#[test]
+fn pkcs1_rsa_4096_and_p384_keys_are_served() {
+    let pki = Pki::new();
+    let dir = pki.root();
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    // `genkey` writes STEM.key.
+    let make = |stem: &str, genkey: &[&str]| {
+        let key = format!("{stem}.key");
+        openssl(&dir, genkey);
+        let csr = format!("{stem}.csr");
+        let crt = format!("{stem}.crt");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "365",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+    };
+    make(
+        "pkcs1",
+        &["genrsa", "-traditional", "-out", "pkcs1.key", "2048"],
+    );
+    make("rsa4096", &["genrsa", "-out", "rsa4096.key", "4096"]);
+    make(
+        "p384",
+        &[
+            "ecparam",
+            "-name",
+            "secp384r1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "p384.key",
+        ],
+    );
+    let first_line = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(first_line("pkcs1.key"), "-----BEGIN RSA PRIVATE KEY-----");
+    assert_eq!(first_line("p384.key"), "-----BEGIN EC PRIVATE KEY-----");
+    let ports: [u16; 3] = free_ports();
+    let stems = ["pkcs1", "rsa4096", "p384"];
+    let b = Broker::with_config(&format!(
+        "allow_anonymous true\n{}{}{}",
+        pki.listener(ports[0], stems[0], ""),
+        pki.listener(ports[1], stems[1], ""),
+        pki.listener(ports[2], stems[2], ""),
+    ));
+    let ca_path = pki.ca();
+    let ca = s(&ca_path);
+    for ((port, stem), bits) in ports.iter().zip(stems).zip([2048, 4096, 384]) {
+        let r = s_client(
+            *port,
+            &[
+                "-CAfile",
+                ca,
+                "-verify_return_error",
+                "-servername",
+                "localhost",
+            ],
+        );
+        assert!(
+            r.all()
+                .contains(&format!("Server public key is {bits} bit"))
+                && r.all().contains("Verify return code: 0 (ok)"),
+            "{stem}: {r:?}"
+        );
+        let tls = ["--cafile", ca];
+        round_trip(
+            "localhost",
+            *port,
+            &format!("keys/{stem}"),
+            stem,
+            &tls,
+            &tls,
+        );
+    }
+    let log = b.log();
+    assert!(
+        !log.contains("TLS handshake failed"),
+        "{}",
+        info_lines(&log)
+    );
+    assert!(!log.contains("tern: warning"), "{}", info_lines(&log));
 }
 
 /// `capath` as Mosquitto users prepare it: the CA certificate and the hash-named link
@@ -1518,6 +1738,104 @@ fn capath_made_with_openssl_rehash_trusts_its_ca_and_picks_up_new_ones() {
         accepted,
         "a CA added to capath was not trusted within 8 s; log:\n{}",
         info_lines(&b.log())
+    );
+}
+
+/// `tern pki revoke` while the broker runs: new connections with the revoked certificate are
+/// refused within seconds, without a signal; a client already connected with it stays.
+#[test]
+fn revocation_applies_to_new_connections_without_a_signal() {
+    let pki = Pki::new();
+    let (gc, gk) = pki.client("kept-device");
+    let (vc, vk) = pki.client("lost-device");
+    // A CRL to start with (revoking a third certificate).
+    pki.client("old-device");
+    tern(&["pki", "revoke", "old-device", "--dir", s(&pki.root())]);
+    let crl = pki.path("ca.crl");
+    let (b, port) = mtls_broker(&pki, &format!("crlfile {}\n", s(&crl)));
+    let lost = client_tls(&pki, &vc, &vk);
+    let kept = client_tls(&pki, &gc, &gk);
+    // lost-device connects and subscribes before the revocation: it receives a retained
+    // message.
+    let r = mosq_pub("localhost", port, "crl/live", "before", &{
+        let mut v = as_strs(&kept);
+        v.push("-r");
+        v
+    });
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let p = port.to_string();
+    let mut sub = Bg::spawn(
+        "mosquitto_sub",
+        &[
+            &[
+                "-h",
+                "localhost",
+                "-p",
+                &p,
+                "-t",
+                "crl/live",
+                "-C",
+                "2",
+                "-W",
+                "30",
+            ][..],
+            &as_strs(&lost),
+        ]
+        .concat(),
+    );
+    assert!(
+        sub.wait_line(Duration::from_secs(10), |l| l == "before")
+            .is_some(),
+        "lost-device did not subscribe: {:?} {}",
+        sub.lines(),
+        sub.stderr()
+    );
+    let before = std::fs::read(&crl).unwrap();
+    tern(&["pki", "revoke", "lost-device", "--dir", s(&pki.root())]);
+    assert_ne!(
+        std::fs::read(&crl).unwrap(),
+        before,
+        "ca.crl was not rewritten"
+    );
+    let start = Instant::now();
+    let refused = loop {
+        let r = mosq_pub("localhost", port, "crl/t", "x", &as_strs(&lost));
+        if r.code != Some(0) {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(8) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        refused,
+        "lost-device could still connect 8 s after its revocation; log:\n{}",
+        info_lines(&b.log())
+    );
+    failures_logged_once(
+        &b,
+        "TLS handshake failed: the client certificate is revoked (crlfile)",
+    );
+    // The connection made before stays: it receives what kept-device publishes.
+    let r = mosq_pub(
+        "localhost",
+        port,
+        "crl/live",
+        "still connected",
+        &as_strs(&kept),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let code = sub.wait_exit(Duration::from_secs(15));
+    assert_eq!(
+        sub.lines(),
+        vec!["before".to_owned(), "still connected".to_owned()],
+        "lost-device's connection from before the revocation; exit {code:?}, stderr {}",
+        sub.stderr()
+    );
+    assert!(
+        !b.log().contains("configuration reloaded"),
+        "no SIGHUP was sent"
     );
 }
 
