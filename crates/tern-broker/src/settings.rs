@@ -17,7 +17,7 @@ use tern_conf::conf::{
 use tern_conf::passwd::PasswordFile;
 
 use crate::security::{Acl, Passwords};
-use crate::tls::{MinVersion, TlsAcceptor, TlsOptions};
+use crate::tls::{MinVersion, TlsAcceptor, TlsError, TlsOptions};
 use crate::{ListenerSettings, ListenerSpec, Protocol, ServerSettings};
 
 /// The caps tern puts where Mosquitto allows "unlimited".
@@ -233,11 +233,20 @@ fn build_with(c: &Config, cli_ports: &[u16], with_tls: bool) -> Result<Built, Se
         let mut settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
         let tls_options = tls_options(l, &mut warnings)?;
         if with_tls && let Some(o) = &tls_options {
-            let (acceptor, tls_warnings) =
-                TlsAcceptor::new(o.clone()).map_err(|e| SettingsError::Unsupported {
-                    at: at(l),
+            let (acceptor, tls_warnings) = TlsAcceptor::new(o.clone()).map_err(|e| {
+                // A cipher name is wrong on its own line, not on the listener's.
+                let line = match &e {
+                    TlsError::UnknownCipher { option, .. } if *option == "ciphers" => {
+                        l.tls.ciphers_at.as_ref()
+                    }
+                    TlsError::UnknownCipher { .. } => l.tls.ciphers_tls13_at.as_ref(),
+                    _ => None,
+                };
+                SettingsError::Unsupported {
+                    at: line.map_or_else(|| at(l), ToString::to_string),
                     what: e.to_string(),
-                })?;
+                }
+            })?;
             warnings.extend(tls_warnings);
             settings.tls = Some(Arc::new(acceptor));
         }

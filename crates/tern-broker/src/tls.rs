@@ -52,14 +52,14 @@ pub struct TlsOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    #[error(
-        "cannot read the {what} {path}: {source} (the broker runs as user '{user}'). Make the file readable by that user, e.g. `chown {user} {path}` and `chmod 600 {path}`, or run tern as the file's owner"
-    )]
+    #[error("cannot read the {what} {path}: {source} (the broker runs as user '{user}'). {fix}")]
     Read {
         what: &'static str,
         path: String,
         user: String,
         source: io::Error,
+        /// What to do, in a sentence (see [`read_fix`]).
+        fix: String,
     },
     #[error("{path}: {detail}")]
     Content { path: String, detail: String },
@@ -196,22 +196,22 @@ fn select(
     Ok(chosen)
 }
 
-/// The user the process runs as (for file permission messages).
+/// The user the process runs as (for file permission messages): the name of its effective
+/// user id, which is what file access is checked against (`$USER` may still name the user
+/// who started it, e.g. under `setpriv` or `sudo -u`).
 pub fn process_user() -> String {
-    if let Ok(u) = std::env::var("USER")
-        && !u.is_empty()
-    {
-        return u;
-    }
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
         });
     let Some(uid) = uid else {
-        return "unknown".to_owned();
+        return std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "unknown".to_owned());
     };
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -239,6 +239,52 @@ fn date(t: rustls::pki_types::UnixTime) -> String {
     }
 }
 
+/// A file the broker may not read, with the fix: when a directory on the way cannot be
+/// entered (`tern pki` makes its directory 0700), that directory is named, since changing the
+/// file alone would not help.
+fn read_error(what: &'static str, path: &Path, source: io::Error) -> TlsError {
+    let user = process_user();
+    let p = path.display();
+    let fix = match (source.kind(), blocking_dir(path)) {
+        (io::ErrorKind::PermissionDenied, Some(dir)) => {
+            let d = dir.display();
+            format!(
+                "The directory {d} cannot be entered by that user (`tern pki` makes its directory readable by its owner only). Give that user the directory, e.g. `chown -R {user} {d}`, or run tern as the directory's owner"
+            )
+        }
+        (io::ErrorKind::PermissionDenied, None) => format!(
+            "Make the file readable by that user, e.g. `chown {user} {p}` and `chmod 600 {p}`, or run tern as the file's owner"
+        ),
+        _ => format!("Check that {p} is a readable file and that user '{user}' may read it"),
+    };
+    TlsError::Read {
+        what,
+        path: p.to_string(),
+        user,
+        source,
+        fix,
+    }
+}
+
+/// The nearest directory above `path` that this process cannot look into, if any.
+fn blocking_dir(path: &Path) -> Option<PathBuf> {
+    let mut outer: Option<&Path> = None;
+    let ancestors: Vec<&Path> = path
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .collect();
+    for a in ancestors.into_iter().rev() {
+        match std::fs::metadata(a) {
+            Ok(_) => outer = Some(a),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return outer.map(Path::to_path_buf);
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     let option = match what {
         "key file" => "keyfile",
@@ -247,27 +293,31 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
         "CRL file" => "crlfile",
         _ => "the option",
     };
-    if path.is_dir() {
-        return Err(TlsError::Content {
-            path: path.display().to_string(),
-            detail: format!(
-                "the {what} path is a directory (Is a directory); point {option} at the PEM file itself"
-            ),
-        });
-    }
-    if !path.exists() {
-        return Err(TlsError::Content {
-            path: path.display().to_string(),
-            detail: format!(
-                "the {what} does not exist (No such file or directory); fix the {option} path, or make the files with `tern pki ca` and `tern pki server`"
-            ),
-        });
-    }
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        what,
+    let missing = || TlsError::Content {
         path: path.display().to_string(),
-        user: process_user(),
-        source,
+        detail: format!(
+            "the {what} does not exist (No such file or directory); fix the {option} path, or make the files with `tern pki ca` and `tern pki server`"
+        ),
+    };
+    let denied = |source: io::Error| read_error(what, path, source);
+    // `metadata` tells a missing file from one behind a directory the broker may not enter
+    // (`tern pki` makes its directory 0700): `exists()` says "false" for both.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(TlsError::Content {
+                path: path.display().to_string(),
+                detail: format!(
+                    "the {what} path is a directory (Is a directory); point {option} at the PEM file itself"
+                ),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(denied(e)),
+    }
+    std::fs::read(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => missing(),
+        _ => denied(e),
     })
 }
 
@@ -278,37 +328,75 @@ fn content(path: &Path, detail: impl ToString) -> TlsError {
     }
 }
 
-fn load_roots(o: &TlsOptions) -> Result<Option<RootCertStore>, TlsError> {
-    let mut files: Vec<PathBuf> = o.cafile.iter().cloned().collect();
-    if let Some(dir) = &o.capath {
-        let entries = std::fs::read_dir(dir).map_err(|source| TlsError::Read {
-            what: "capath directory",
-            path: dir.display().to_string(),
-            user: process_user(),
-            source,
-        })?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
-        found.sort();
-        files.extend(found);
-    }
-    if files.is_empty() {
-        return Ok(None);
-    }
+/// The files of a `capath` directory, by name (symlinks followed: `openssl rehash` makes
+/// `xxxxxxxx.N` links to the certificates).
+fn capath_files(dir: &Path) -> Result<Vec<PathBuf>, TlsError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| read_error("capath directory", dir, source))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The CAs that sign client certificates (`cafile`, then every certificate in `capath`), and
+/// a warning naming the `capath` files that hold no certificate. Mosquitto (OpenSSL) reads
+/// only the hash-named links `openssl rehash` makes; tern reads every file and skips keys,
+/// CRLs and notes, so a directory prepared for Mosquitto works unchanged.
+fn load_roots(o: &TlsOptions) -> Result<(Option<RootCertStore>, Vec<String>), TlsError> {
     let mut roots = RootCertStore::empty();
-    for f in &files {
-        let pem = read("CA file", f)?;
-        let certs = tern_pki::load_certs(&pem).map_err(|e| content(f, e))?;
+    let mut any = false;
+    let mut warnings = Vec::new();
+    let add = |roots: &mut RootCertStore, f: &Path, certs: Vec<CertificateDer<'static>>| {
         for c in certs {
             roots
                 .add(c)
                 .map_err(|e| content(f, format!("not a usable CA certificate: {e}")))?;
         }
+        Ok::<(), TlsError>(())
+    };
+    if let Some(f) = &o.cafile {
+        let pem = read("CA file", f)?;
+        let certs = tern_pki::load_certs(&pem).map_err(|e| content(f, e))?;
+        add(&mut roots, f, certs)?;
+        any = true;
     }
-    Ok(Some(roots))
+    if let Some(dir) = &o.capath {
+        let mut skipped = Vec::new();
+        let mut found = 0usize;
+        for f in capath_files(dir)? {
+            let pem = read("CA file", &f)?;
+            match tern_pki::load_certs(&pem) {
+                Ok(certs) if !certs.is_empty() => {
+                    add(&mut roots, &f, certs)?;
+                    found += 1;
+                }
+                _ => skipped.push(f.file_name().map_or_else(
+                    || f.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )),
+            }
+        }
+        if found == 0 {
+            return Err(content(
+                dir,
+                "the capath directory holds no certificate; put the CA certificate that signs the client certificates there (e.g. ca.crt from `tern pki ca`), or use cafile",
+            ));
+        }
+        if !skipped.is_empty() {
+            warnings.push(format!(
+                "capath {}: skipped {} that hold no certificate ({}); only the certificates in it are trusted",
+                dir.display(),
+                if skipped.len() == 1 { "1 file".to_owned() } else { format!("{} files", skipped.len()) },
+                skipped.join(", ")
+            ));
+        }
+        any = true;
+    }
+    Ok((any.then_some(roots), warnings))
 }
 
 fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
@@ -356,7 +444,7 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
             ),
         ));
     }
-    let warnings =
+    let mut warnings =
         tern_pki::server_cert_warnings(&label, &chain, Some(&key), time::OffsetDateTime::now_utc());
 
     let mut suites = select(o.ciphers_tls13.as_deref(), "tls13", "ciphers_tls1.3")?;
@@ -373,7 +461,8 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
     };
     let builder =
         ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
-    let roots = load_roots(o)?;
+    let (roots, capath_warnings) = load_roots(o)?;
+    warnings.extend(capath_warnings);
     let builder = match roots {
         Some(roots) => {
             let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -429,9 +518,11 @@ impl rustls::server::ResolvesServerCert for SingleCert {
     }
 }
 
-/// Modification times of the files a listener uses (for reload on change).
+/// Modification times of the files a listener uses (for reload on change): the files, and
+/// for `capath` the directory itself (entries added, removed or renamed) and each file in it.
 fn stamp(o: &TlsOptions) -> Vec<Option<SystemTime>> {
-    [
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut out: Vec<Option<SystemTime>> = [
         Some(&o.certfile),
         Some(&o.keyfile),
         o.cafile.as_ref(),
@@ -439,8 +530,18 @@ fn stamp(o: &TlsOptions) -> Vec<Option<SystemTime>> {
     ]
     .into_iter()
     .flatten()
-    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-    .collect()
+    .map(|p| mtime(p))
+    .collect();
+    if let Some(dir) = &o.capath {
+        out.push(mtime(dir));
+        out.extend(
+            capath_files(dir)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| mtime(p)),
+        );
+    }
+    out
 }
 
 /// A listener's TLS acceptor whose configuration can be swapped while it serves.
@@ -500,7 +601,7 @@ pub fn explain(e: &io::Error) -> String {
     };
     match err {
         RustlsError::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => "the client certificate is signed by a CA this listener does not trust (cafile/capath)".to_owned(),
+            CertificateError::UnknownIssuer => "the client certificate is not signed by a CA this listener trusts (unknown CA; cafile/capath): issue it with the broker's CA (`tern pki client <device name>`) or add the CA that signed it to cafile".to_owned(),
             CertificateError::ExpiredContext { time, not_after } => format!(
                 "the client certificate expired on {} (the broker's clock says {}); issue a new one with `tern pki client <device name>`",
                 date(*not_after),
@@ -515,13 +616,22 @@ pub fn explain(e: &io::Error) -> String {
             CertificateError::NotValidYet => "the client certificate is not valid yet; check the clocks of the broker and of the machine that issued it".to_owned(),
             CertificateError::Revoked => "the client certificate is revoked (crlfile)".to_owned(),
             CertificateError::BadSignature => "the client certificate's signature is invalid".to_owned(),
-            other => format!("the client certificate was refused: {other:?}"),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => "the client certificate is not for client authentication (its extended key usage does not allow it); reissue it with `tern pki client <device name>`".to_owned(),
+            CertificateError::BadEncoding => "the client certificate is malformed (not valid DER); reissue it with `tern pki client <device name>`".to_owned(),
+            CertificateError::UnhandledCriticalExtension => "the client certificate has a critical extension the broker does not understand; reissue it with `tern pki client <device name>`".to_owned(),
+            CertificateError::UnknownRevocationStatus => "the crlfile has no revocation list from the CA that signed the client certificate; add that CA's CRL to crlfile (`tern pki revoke` writes one)".to_owned(),
+            CertificateError::ExpiredRevocationList | CertificateError::ExpiredRevocationListContext { .. } => "the revocation list in crlfile is out of date, so client certificates cannot be checked; regenerate it (`tern pki revoke` writes a fresh one)".to_owned(),
+            CertificateError::UnsupportedSignatureAlgorithmContext { .. } | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => "the client certificate is signed with an algorithm the broker does not accept (e.g. SHA-1); reissue it with `tern pki client <device name>`".to_owned(),
+            other => format!("the client certificate was refused ({}); check it with `tern pki inspect`", words(other)),
         },
         RustlsError::NoCertificatesPresented => "the client sent no certificate, but require_certificate is true".to_owned(),
         RustlsError::PeerIncompatible(p) => match p {
             PeerIncompatible::NoCipherSuitesInCommon => "no cipher suite in common with the client (check ciphers / ciphers_tls1.3; ESP8266 needs ECDHE with AES-GCM or ChaCha20 over TLS 1.2)".to_owned(),
             PeerIncompatible::Tls12NotOffered | PeerIncompatible::Tls12NotOfferedOrEnabled | PeerIncompatible::SupportedVersionsExtensionRequired => "protocol version mismatch: the client offers only TLS versions this listener does not accept (tls_version)".to_owned(),
-            other => format!("the client is incompatible: {other:?}"),
+            PeerIncompatible::NoSignatureSchemesInCommon => "the client accepts none of the signature algorithms the broker's key can make; serve an ECDSA P-256 or RSA-2048 certificate (`tern pki server`) or update the client's TLS library".to_owned(),
+            PeerIncompatible::NoKxGroupsInCommon | PeerIncompatible::NoEcPointFormatsInCommon | PeerIncompatible::UncompressedEcPointsRequired => "the client offers no key exchange the broker supports (tern offers ECDHE with X25519, P-256 and P-384); update the client's TLS library".to_owned(),
+            PeerIncompatible::ExtendedMasterSecretExtensionRequired => "the client's TLS 1.2 does not support the extended master secret the broker requires; update the client's TLS library or use TLS 1.3".to_owned(),
+            other => format!("the client's TLS is incompatible with this listener ({}); check the client's TLS version and cipher settings", words(other)),
         },
         RustlsError::AlertReceived(a) => match a {
             AlertDescription::UnknownCA => "the client does not trust the broker's certificate (unknown CA): give the client the CA that signed it (ca.crt)".to_owned(),
@@ -531,11 +641,34 @@ pub fn explain(e: &io::Error) -> String {
             AlertDescription::HandshakeFailure => "the client ended the handshake (no cipher suite or version in common?)".to_owned(),
             AlertDescription::InternalError => "the client ended the handshake with an internal error; mosquitto_pub/sub and other libmosquitto clients do this when the broker's certificate does not name the host they connected to (check its subjectAltName with tern doctor)".to_owned(),
             AlertDescription::DecryptError => "the client could not verify the handshake signature: the broker's key does not match its certificate".to_owned(),
-            other => format!("the client sent the TLS alert {other:?}"),
+            AlertDescription::UnsupportedCertificate => "the client refused the broker's certificate as unsuitable (key type or key usage); reissue it with `tern pki server`".to_owned(),
+            AlertDescription::CertificateRevoked => "the client says the broker's certificate is revoked; issue a new one with `tern pki server`".to_owned(),
+            AlertDescription::AccessDenied => "the client refused the connection after checking the broker's certificate (access denied)".to_owned(),
+            other => format!("the client ended the handshake with the TLS alert '{}'", words(other)),
         },
         RustlsError::InvalidMessage(m) => format!("the client sent something that is not TLS ({m:?}); is it speaking plain MQTT to a TLS port?"),
-        other => format!("TLS handshake failed: {other}"),
+        RustlsError::PeerMisbehaved(m) => format!("the client broke the TLS protocol ({}); update the client's TLS library", words(m)),
+        other => format!("the TLS library refused the handshake: {other}"),
     }
+}
+
+/// A Rust enum variant's name in lower-case words, without its fields
+/// (`NoKxGroupsInCommon { .. }` -> "no kx groups in common"): the detail of an error tern has
+/// no sentence for, still readable in a log line.
+fn words(value: &impl std::fmt::Debug) -> String {
+    let debug = format!("{value:?}");
+    let name = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    if out.is_empty() { debug } else { out }
 }
 
 /// The user name a certificate gives: its CN (`use_identity_as_username`) or its whole
@@ -581,6 +714,46 @@ pub fn identity(cert: &CertificateDer<'_>, whole_subject: bool) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn explained(e: RustlsError) -> String {
+        explain(&io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    #[test]
+    fn fallback_explanations_are_plain_words() {
+        assert_eq!(
+            explained(RustlsError::InvalidCertificate(
+                CertificateError::InvalidPurpose
+            )),
+            "the client certificate is not for client authentication (its extended key usage does not allow it); reissue it with `tern pki client <device name>`"
+        );
+        assert_eq!(
+            explained(RustlsError::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure
+            )),
+            "the client certificate was refused (application verification failure); check it with `tern pki inspect`"
+        );
+        assert_eq!(
+            explained(RustlsError::PeerIncompatible(
+                PeerIncompatible::NullCompressionRequired
+            )),
+            "the client's TLS is incompatible with this listener (null compression required); check the client's TLS version and cipher settings"
+        );
+        assert_eq!(
+            explained(RustlsError::AlertReceived(AlertDescription::DecodeError)),
+            "the client ended the handshake with the TLS alert 'decode error'"
+        );
+        assert_eq!(
+            explained(RustlsError::PeerMisbehaved(
+                rustls::PeerMisbehaved::TooManyEmptyFragments
+            )),
+            "the client broke the TLS protocol (too many empty fragments); update the client's TLS library"
+        );
+        assert_eq!(
+            explained(RustlsError::General("boom".into())),
+            "the TLS library refused the handshake: unexpected error: boom"
+        );
+    }
 
     #[test]
     fn cipher_names_map_and_unknown_lists_available() {

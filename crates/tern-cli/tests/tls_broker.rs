@@ -1391,6 +1391,454 @@ fn refused_tls12_client_on_a_tls13_listener() {
     round_trip("localhost", port, "v13/t", "ok", &tls, &tls);
 }
 
+/// TLS 1.2 with a cipher the listener does not offer: `ciphers` limits TLS 1.2 to one
+/// ECDSA suite and the client asks for another; and a listener whose `ciphers` lists only an
+/// RSA suite while its certificate has an ECDSA key can serve no TLS 1.2 client at all.
+#[test]
+fn refused_tls12_client_whose_ciphers_the_listener_does_not_offer() {
+    let pki = Pki::new();
+    let [one_suite, rsa_only] = free_ports();
+    let b = Broker::with_config(&format!(
+        "allow_anonymous true\n{}{}",
+        pki.listener(
+            one_suite,
+            "server",
+            "ciphers ECDHE-ECDSA-AES128-GCM-SHA256\n"
+        ),
+        pki.listener(rsa_only, "server", "ciphers ECDHE-RSA-AES128-GCM-SHA256\n"),
+    ));
+    let ca_path = pki.ca();
+    let ca = s(&ca_path);
+    let needle = "TLS handshake failed: no cipher suite in common with the client (check ciphers / ciphers_tls1.3";
+    for (port, cipher) in [
+        (one_suite, "ECDHE-ECDSA-AES256-GCM-SHA384"),
+        (rsa_only, "ECDHE-RSA-AES128-GCM-SHA256"),
+    ] {
+        let r = s_client(
+            port,
+            &[
+                "-tls1_2",
+                "-cipher",
+                cipher,
+                "-CAfile",
+                ca,
+                "-servername",
+                "localhost",
+            ],
+        );
+        assert!(
+            r.all().contains("alert handshake failure") && !r.all().contains("New, TLSv1.2"),
+            "{cipher} on port {port}: {r:?}"
+        );
+    }
+    assert_logged_once(&b, needle);
+    assert_eq!(
+        count(&b.log(), needle),
+        2,
+        "one line per refused client:\n{}",
+        info_lines(&b.log())
+    );
+    // The suite the listener offers works.
+    let r = s_client(
+        one_suite,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "-CAfile",
+            ca,
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ],
+    );
+    assert!(
+        r.all()
+            .contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{r:?}"
+    );
+}
+
+/// A client certificate from another CA on a listener that requires certificates from its
+/// own CA.
+#[test]
+fn refused_client_certificate_from_another_ca() {
+    let pki = Pki::new();
+    let other = tempfile::tempdir().unwrap();
+    tern(&["pki", "ca", "--dir", s(other.path()), "--cn", "Other CA"]);
+    tern(&["pki", "client", "stranger", "--dir", s(other.path())]);
+    let (b, port) = mtls_broker(&pki, "");
+    let r = mosq_pub(
+        "localhost",
+        port,
+        "t",
+        "x",
+        &as_strs(&client_tls(
+            &pki,
+            &other.path().join("stranger.crt"),
+            &other.path().join("stranger.key"),
+        )),
+    );
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert_logged_once(
+        &b,
+        "TLS handshake failed: the client certificate is not signed by a CA this listener trusts (unknown CA; cafile/capath): issue it with the broker's CA (`tern pki client <device name>`) or add the CA that signed it to cafile",
+    );
+}
+
+/// `tern broker -c` with a cipher name tern does not know: start-up stops at the line, with
+/// the names it knows.
+#[test]
+fn unknown_cipher_names_are_startup_errors_at_their_line() {
+    let pki = Pki::new();
+    for (option, name, available) in [
+        (
+            "ciphers",
+            "AES128-SHA",
+            "ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-ECDSA-CHACHA20-POLY1305, ECDHE-RSA-AES256-GCM-SHA384, ECDHE-RSA-AES128-GCM-SHA256, ECDHE-RSA-CHACHA20-POLY1305",
+        ),
+        (
+            "ciphers_tls1.3",
+            "TLS_AES_128_CCM_SHA256",
+            "TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256",
+        ),
+    ] {
+        let port = free_port();
+        let conf = pki.dir.path().join("ciphers.conf");
+        // The option is on line 6.
+        std::fs::write(
+            &conf,
+            format!(
+                "allow_anonymous true\n{}\n{option} {name}\n",
+                pki.listener(port, "server", "").trim_end()
+            ),
+        )
+        .unwrap();
+        let r = run_cmd(TERN, &["broker", "-c", s(&conf)], Duration::from_secs(5));
+        assert!(
+            matches!(r.code, Some(c) if c != 0),
+            "the broker should exit non-zero before listening: {r:?}"
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} is open"
+        );
+        let want = format!(
+            "{}:6: unknown cipher '{name}' in {option}; the ciphers tern offers are: {available}",
+            s(&conf)
+        );
+        assert!(r.err.contains(&want), "expected {want:?} in:\n{}", r.err);
+    }
+}
+
+/// Key formats and sizes made with openssl, each served by its own listener: a PKCS#1
+/// ("BEGIN RSA PRIVATE KEY") RSA-2048 key, an RSA-4096 key and an ECDSA P-384 key (SEC1),
+/// with certificates signed by tern's CA. mosquitto's clients publish and receive over each.
+#[test]
+fn pkcs1_rsa_4096_and_p384_keys_are_served() {
+    let pki = Pki::new();
+    let dir = pki.root();
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    // `genkey` writes STEM.key.
+    let make = |stem: &str, genkey: &[&str]| {
+        let key = format!("{stem}.key");
+        openssl(&dir, genkey);
+        let csr = format!("{stem}.csr");
+        let crt = format!("{stem}.crt");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "365",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+    };
+    make(
+        "pkcs1",
+        &["genrsa", "-traditional", "-out", "pkcs1.key", "2048"],
+    );
+    make("rsa4096", &["genrsa", "-out", "rsa4096.key", "4096"]);
+    make(
+        "p384",
+        &[
+            "ecparam",
+            "-name",
+            "secp384r1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "p384.key",
+        ],
+    );
+    let first_line = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(first_line("pkcs1.key"), "-----BEGIN RSA PRIVATE KEY-----");
+    assert_eq!(first_line("p384.key"), "-----BEGIN EC PRIVATE KEY-----");
+    let ports: [u16; 3] = free_ports();
+    let stems = ["pkcs1", "rsa4096", "p384"];
+    let b = Broker::with_config(&format!(
+        "allow_anonymous true\n{}{}{}",
+        pki.listener(ports[0], stems[0], ""),
+        pki.listener(ports[1], stems[1], ""),
+        pki.listener(ports[2], stems[2], ""),
+    ));
+    let ca_path = pki.ca();
+    let ca = s(&ca_path);
+    for ((port, stem), bits) in ports.iter().zip(stems).zip([2048, 4096, 384]) {
+        let r = s_client(
+            *port,
+            &[
+                "-CAfile",
+                ca,
+                "-verify_return_error",
+                "-servername",
+                "localhost",
+            ],
+        );
+        assert!(
+            r.all()
+                .contains(&format!("Server public key is {bits} bit"))
+                && r.all().contains("Verify return code: 0 (ok)"),
+            "{stem}: {r:?}"
+        );
+        let tls = ["--cafile", ca];
+        round_trip(
+            "localhost",
+            *port,
+            &format!("keys/{stem}"),
+            stem,
+            &tls,
+            &tls,
+        );
+    }
+    let log = b.log();
+    assert!(
+        !log.contains("TLS handshake failed"),
+        "{}",
+        info_lines(&log)
+    );
+    assert!(!log.contains("tern: warning"), "{}", info_lines(&log));
+}
+
+/// `capath` as Mosquitto users prepare it: the CA certificate and the hash-named link
+/// `openssl rehash` makes, next to files that are not certificates (the CA key, a CRL, a
+/// note). A client certificate signed by that CA connects; the other files are skipped with
+/// one warning. A CA added to the directory later is trusted without a signal.
+#[test]
+fn capath_made_with_openssl_rehash_trusts_its_ca_and_picks_up_new_ones() {
+    let pki = Pki::new();
+    let (c, k) = pki.client("capath-device");
+    let capath = pki.dir.path().join("certs");
+    std::fs::create_dir(&capath).unwrap();
+    std::fs::copy(pki.ca(), capath.join("ca.crt")).unwrap();
+    openssl(&capath, &["rehash", "."]);
+    let links: Vec<String> = std::fs::read_dir(&capath)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".0"))
+        .collect();
+    assert_eq!(links.len(), 1, "openssl rehash made no link: {links:?}");
+    std::fs::copy(pki.path("ca.key"), capath.join("ca.key")).unwrap();
+    std::fs::write(capath.join("README"), "CA certificates for the broker\n").unwrap();
+    let port = free_port();
+    let b = Broker::with_config(&format!(
+        "allow_anonymous true\nlistener {port} 127.0.0.1\ncapath {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        s(&capath),
+        s(&pki.path("server.crt")),
+        s(&pki.path("server.key")),
+    ));
+    let warning = format!(
+        "tern: warning: capath {}: skipped 2 files that hold no certificate (README, ca.key); only the certificates in it are trusted",
+        s(&capath)
+    );
+    assert_eq!(
+        count(&b.log(), &warning),
+        1,
+        "one warning for the skipped files:\n{}",
+        info_lines(&b.log())
+    );
+    let tls = client_tls(&pki, &c, &k);
+    round_trip(
+        "localhost",
+        port,
+        "capath/t",
+        "signed by the capath CA",
+        &as_strs(&tls),
+        &as_strs(&tls),
+    );
+    // A client of another CA is refused...
+    let other = tempfile::tempdir().unwrap();
+    tern(&["pki", "ca", "--dir", s(other.path()), "--cn", "Second CA"]);
+    tern(&["pki", "client", "second-device", "--dir", s(other.path())]);
+    let second = client_tls(
+        &pki,
+        &other.path().join("second-device.crt"),
+        &other.path().join("second-device.key"),
+    );
+    let r = mosq_pub("localhost", port, "capath/t", "x", &as_strs(&second));
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(
+        b.wait_log(
+            "not signed by a CA this listener trusts",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        info_lines(&b.log())
+    );
+    // ...until its CA is put in the directory (no SIGHUP).
+    std::fs::copy(other.path().join("ca.crt"), capath.join("second-ca.crt")).unwrap();
+    let start = Instant::now();
+    let accepted = loop {
+        let r = mosq_pub("localhost", port, "capath/t", "second", &as_strs(&second));
+        if r.code == Some(0) {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(8) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        accepted,
+        "a CA added to capath was not trusted within 8 s; log:\n{}",
+        info_lines(&b.log())
+    );
+}
+
+/// `tern pki revoke` while the broker runs: new connections with the revoked certificate are
+/// refused within seconds, without a signal; a client already connected with it stays.
+#[test]
+fn revocation_applies_to_new_connections_without_a_signal() {
+    let pki = Pki::new();
+    let (gc, gk) = pki.client("kept-device");
+    let (vc, vk) = pki.client("lost-device");
+    // A CRL to start with (revoking a third certificate).
+    pki.client("old-device");
+    tern(&["pki", "revoke", "old-device", "--dir", s(&pki.root())]);
+    let crl = pki.path("ca.crl");
+    let (b, port) = mtls_broker(&pki, &format!("crlfile {}\n", s(&crl)));
+    let lost = client_tls(&pki, &vc, &vk);
+    let kept = client_tls(&pki, &gc, &gk);
+    // lost-device connects and subscribes before the revocation: it receives a retained
+    // message.
+    let r = mosq_pub("localhost", port, "crl/live", "before", &{
+        let mut v = as_strs(&kept);
+        v.push("-r");
+        v
+    });
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let p = port.to_string();
+    let mut sub = Bg::spawn(
+        "mosquitto_sub",
+        &[
+            &[
+                "-h",
+                "localhost",
+                "-p",
+                &p,
+                "-t",
+                "crl/live",
+                "-C",
+                "2",
+                "-W",
+                "30",
+            ][..],
+            &as_strs(&lost),
+        ]
+        .concat(),
+    );
+    assert!(
+        sub.wait_line(Duration::from_secs(10), |l| l == "before")
+            .is_some(),
+        "lost-device did not subscribe: {:?} {}",
+        sub.lines(),
+        sub.stderr()
+    );
+    let before = std::fs::read(&crl).unwrap();
+    tern(&["pki", "revoke", "lost-device", "--dir", s(&pki.root())]);
+    assert_ne!(
+        std::fs::read(&crl).unwrap(),
+        before,
+        "ca.crl was not rewritten"
+    );
+    let start = Instant::now();
+    let refused = loop {
+        let r = mosq_pub("localhost", port, "crl/t", "x", &as_strs(&lost));
+        if r.code != Some(0) {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(8) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        refused,
+        "lost-device could still connect 8 s after its revocation; log:\n{}",
+        info_lines(&b.log())
+    );
+    failures_logged_once(
+        &b,
+        "TLS handshake failed: the client certificate is revoked (crlfile)",
+    );
+    // The connection made before stays: it receives what kept-device publishes.
+    let r = mosq_pub(
+        "localhost",
+        port,
+        "crl/live",
+        "still connected",
+        &as_strs(&kept),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let code = sub.wait_exit(Duration::from_secs(15));
+    assert_eq!(
+        sub.lines(),
+        vec!["before".to_owned(), "still connected".to_owned()],
+        "lost-device's connection from before the revocation; exit {code:?}, stderr {}",
+        sub.stderr()
+    );
+    assert!(
+        !b.log().contains("configuration reloaded"),
+        "no SIGHUP was sent"
+    );
+}
+
 // ==========================================================================================
 // 5. The client certificate as the user name
 // ==========================================================================================
@@ -1850,6 +2298,76 @@ fn keyfile_that_is_not_a_key_is_a_startup_error() {
     assert!(
         err.contains("the file holds a certificate, not a private key; pass the key file (e.g. server.key) instead"),
         "{err}"
+    );
+}
+
+/// `tern pki` makes its directory 0700. A broker running as another user cannot enter it:
+/// the key is there, so "does not exist" would send the user looking for the wrong problem.
+/// The error names the file, the user the broker runs as, and the fix for the directory.
+#[test]
+fn keyfile_in_a_directory_the_broker_user_cannot_enter_is_a_permission_error() {
+    require("setpriv");
+    let drop_to_nobody = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"];
+    let who = run_cmd(
+        "setpriv",
+        &[&drop_to_nobody[..], &["id", "-un"]].concat(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        (who.code, who.out.trim()),
+        (Some(0), "nobody"),
+        "this test runs the broker as user nobody with `setpriv --reuid=nobody --regid=nogroup`, which failed (the tests must run as root, and the system needs a user nobody and a group nogroup): {who:?}"
+    );
+    let pki = Pki::new();
+    let mode = std::fs::metadata(pki.root()).unwrap().permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o700, "tern pki's directory");
+    // Everything but the key where nobody can read it: the config and the certificate.
+    let open_dir = pki.dir.path();
+    std::fs::set_permissions(open_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cert = open_dir.join("server.crt");
+    std::fs::copy(pki.path("server.crt"), &cert).unwrap();
+    std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let key = pki.path("server.key");
+    let port = free_port();
+    let conf = open_dir.join("nobody.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "allow_anonymous true\nlistener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+            s(&cert),
+            s(&key)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = run_cmd(
+        "setpriv",
+        &[&drop_to_nobody[..], &[TERN, "broker", "-c", s(&conf)]].concat(),
+        Duration::from_secs(5),
+    );
+    assert!(
+        matches!(r.code, Some(c) if c != 0),
+        "the broker should exit non-zero before listening: {r:?}"
+    );
+    let err = r.err;
+    assert!(
+        !err.contains("does not exist") && !err.contains("No such file"),
+        "the key exists; the problem is permission: {err}"
+    );
+    assert!(
+        err.contains(&format!("cannot read the key file {}", s(&key)))
+            && err.contains("Permission denied")
+            && err.contains("the broker runs as user 'nobody'"),
+        "the error names the file, the reason and the user: {err}"
+    );
+    let dir = pki.root();
+    assert!(
+        err.contains(&format!(
+            "The directory {} cannot be entered by that user",
+            s(&dir)
+        )) && err.contains(&format!("`chown -R nobody {}`", s(&dir))),
+        "the fix is for the directory, not the file: {err}"
     );
 }
 

@@ -554,6 +554,10 @@ pub struct Tls {
     pub ciphers: Option<String>,
     /// `ciphers_tls1.3`.
     pub ciphers_tls13: Option<String>,
+    /// Where `ciphers` and `ciphers_tls1.3` were given (for errors about their names,
+    /// which the broker checks).
+    pub ciphers_at: Option<Location>,
+    pub ciphers_tls13_at: Option<Location>,
     /// `crlfile`.
     pub crlfile: Option<PathBuf>,
     /// `dhparamfile`.
@@ -2093,8 +2097,14 @@ impl<'a> Parser<'a> {
                 let v = Some(line.text("<value>")?);
                 let tls = &mut self.listener(cur, line).tls;
                 match name {
-                    "ciphers" => tls.ciphers = v,
-                    "ciphers_tls1.3" => tls.ciphers_tls13 = v,
+                    "ciphers" => {
+                        tls.ciphers = v;
+                        tls.ciphers_at = Some(line.loc());
+                    }
+                    "ciphers_tls1.3" => {
+                        tls.ciphers_tls13 = v;
+                        tls.ciphers_tls13_at = Some(line.loc());
+                    }
                     _ => tls.tls_engine = v,
                 }
             }

@@ -671,6 +671,72 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
     }
 
+    const SHA1_CERT: &str = include_str!("../testdata/sha1-server.crt");
+    const RSA1024_CERT: &str = include_str!("../testdata/rsa1024-server.crt");
+    const NO_SAN_CERT: &str = include_str!("../testdata/nosan-server.crt");
+
+    /// The broker's start-up warnings and `tern pki inspect`'s for a fixture.
+    fn warnings_of(pem: &str) -> (Vec<String>, Vec<String>) {
+        let chain = keys::load_certs(pem.as_bytes()).unwrap();
+        let now = CertSummary::of(&chain[0]).unwrap().not_before + Duration::days(1);
+        let server = server_cert_warnings("server.crt", &chain, None, now);
+        let inspected = inspect(pem.as_bytes(), None, now).unwrap().warnings;
+        (server, inspected)
+    }
+
+    #[test]
+    fn sha1_signature_is_reported() {
+        let (server, inspected) = warnings_of(SHA1_CERT);
+        assert_eq!(
+            server,
+            vec![
+                "server.crt is signed with SHA-1 (sha1WithRSAEncryption), which current TLS clients refuse; reissue it with: tern pki server --host broker.example.com"
+            ]
+        );
+        assert_eq!(
+            inspected,
+            vec![
+                "the certificate is signed with SHA-1 (sha1WithRSAEncryption), which current TLS clients refuse; reissue it with: tern pki server --host broker.example.com"
+            ]
+        );
+    }
+
+    #[test]
+    fn weak_rsa_key_is_reported_with_an_rsa_2048_reissue() {
+        let (server, inspected) = warnings_of(RSA1024_CERT);
+        assert_eq!(
+            server,
+            vec![
+                "server.crt has a 1024-bit RSA key, which current TLS clients refuse as too weak; reissue it with: tern pki server --host broker.example.com --key rsa-2048"
+            ]
+        );
+        assert_eq!(inspected.len(), 1, "{inspected:?}");
+        assert!(
+            inspected[0].starts_with("the certificate has a 1024-bit RSA key"),
+            "{inspected:?}"
+        );
+        let s = CertSummary::of(&keys::load_certs(RSA1024_CERT.as_bytes()).unwrap()[0]).unwrap();
+        assert_eq!(s.key, KeyKind::Rsa { bits: 1024 });
+    }
+
+    #[test]
+    fn v3_certificate_without_subject_alt_name_is_reported() {
+        let (server, inspected) = warnings_of(NO_SAN_CERT);
+        assert_eq!(
+            server,
+            vec![
+                "server.crt has no subjectAltName (only libmosquitto falls back to its CN 'broker.example.com'), so strict TLS clients will refuse it; reissue it with: tern pki server --host broker.example.com"
+            ]
+        );
+        assert_eq!(inspected.len(), 1, "{inspected:?}");
+        assert!(
+            inspected[0].starts_with("the certificate has no subjectAltName"),
+            "{inspected:?}"
+        );
+        let s = CertSummary::of(&keys::load_certs(NO_SAN_CERT.as_bytes()).unwrap()[0]).unwrap();
+        assert_eq!(s.version, 3);
+    }
+
     #[test]
     fn signed_by_checks_name_and_signature() {
         let made = issue::ca(&CaOptions::default()).unwrap();

@@ -501,14 +501,67 @@ mod tests {
     }
 
     #[test]
-    fn default_names_include_loopback() {
+    fn default_names_are_loopback_and_the_host_name_for_825_days() {
+        use x509_parser::extensions::GeneralName;
         let signer = test_ca(KeyType::EcdsaP256);
-        let made = server(&signer, &ServerOptions::default()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let made = server(
+            &signer,
+            &ServerOptions {
+                now,
+                ..ServerOptions::default()
+            },
+        )
+        .unwrap();
         let x = parse(&made.cert_der);
         let san = x.subject_alternative_name().unwrap().unwrap();
-        let text = format!("{:?}", san.value.general_names);
-        assert!(text.contains("localhost"), "{text}");
+        let mut dns = Vec::new();
+        let mut ips = Vec::new();
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => dns.push((*d).to_owned()),
+                GeneralName::IPAddress(b) => ips.push(match b.len() {
+                    4 => IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()),
+                    _ => IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()),
+                }),
+                other => panic!("unexpected name {other:?}"),
+            }
+        }
+        // This machine's name, read here the way a user would look it up.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+            .to_owned();
+        let mut want_dns = vec!["localhost".to_owned()];
+        if host != "localhost" && valid_dns_name(&host) {
+            want_dns.push(host);
+        }
+        assert_eq!(dns, want_dns);
+        assert_eq!(
+            ips,
+            vec![
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse::<IpAddr>().unwrap()
+            ]
+        );
         assert_eq!(made.common_name, "localhost");
+        // 825 days from now, valid from BACKDATE before now.
+        let v = x.validity();
+        let (nb, na) = (v.not_before.to_datetime(), v.not_after.to_datetime());
+        assert!(((na - now) - Duration::days(825)).whole_seconds().abs() <= 1);
+        assert!(((now - nb) - BACKDATE).whole_seconds().abs() <= 1);
+        // A given lifetime is kept.
+        let short = server(
+            &signer,
+            &ServerOptions {
+                days: 30,
+                now,
+                ..ServerOptions::default()
+            },
+        )
+        .unwrap();
+        let na = parse(&short.cert_der).validity().not_after.to_datetime();
+        assert!(((na - now) - Duration::days(30)).whole_seconds().abs() <= 1);
     }
 
     #[test]
