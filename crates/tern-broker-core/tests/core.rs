@@ -521,3 +521,108 @@ fn qos2_received_before_a_restart_is_not_delivered_twice() {
     let b2 = persistent_broker(&store, 20);
     assert!(b2.session("pub").unwrap().flow().inbound_qos2.is_empty());
 }
+
+/// Denies writing to one topic (for will checks).
+#[derive(Debug)]
+struct DenyWrite(&'static str);
+
+impl Authorizer for DenyWrite {
+    fn can_write(&self, _: Identity<'_>, topic: &str) -> bool {
+        topic != self.0
+    }
+    fn can_read(&self, _: Identity<'_>, _: &str) -> bool {
+        true
+    }
+    fn check_subscribe(&self, _: Identity<'_>, _: &str) -> SubscribeDecision {
+        SubscribeDecision::Allowed
+    }
+}
+
+/// A will is checked against the ACL when it is published (issue #5): after the listener's
+/// ACL is replaced (SIGHUP) to deny its topic, and for a will restored from the store, which
+/// is checked against the authorizer given for restored sessions. Denied wills are not
+/// delivered (nor retained); allowed ones still are.
+#[test]
+fn wills_are_checked_against_the_acl_in_force_when_published() {
+    let allow: std::sync::Arc<dyn Authorizer> = std::sync::Arc::new(AllowAll);
+    let deny: std::sync::Arc<dyn Authorizer> = std::sync::Arc::new(DenyWrite("will/t"));
+    let limits = ListenerLimits {
+        authorizer: allow.clone(),
+        ..ListenerLimits::from_core(&CoreConfig::default())
+    };
+    let with_will = |id: &'static str, expiry: u32, delay: u32| {
+        let mut c = Connect::new(ProtocolVersion::V5, id);
+        c.properties.session_expiry_interval = Some(expiry);
+        c.will = Some(Will {
+            topic: "will/t",
+            payload: id.as_bytes(),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            properties: Properties {
+                will_delay_interval: Some(delay),
+                ..Default::default()
+            },
+        });
+        c
+    };
+    let accept = |b: &mut Broker, c: &Connect<'_>| {
+        let mut out = Vec::new();
+        b.connect(
+            Timestamp(0),
+            ConnectRequest {
+                limits: &limits,
+                connect: c,
+                username: None,
+                client_id_override: None,
+                authenticator: None,
+            },
+            &mut out,
+        )
+        .unwrap()
+        .conn
+    };
+
+    // Reload: "now" is published (allowed), then the ACL is replaced and "later" is not.
+    let mut b = broker();
+    let (s, _) = connect(&mut b, "watch", ProtocolVersion::V5, true);
+    subscribe(&mut b, &s, "will/#", QoS::AtMostOnce);
+    let now = accept(&mut b, &with_will("now", 0, 0));
+    let later = accept(&mut b, &with_will("later", 0, 0));
+    b.connection_lost(Timestamp(0), now);
+    assert_eq!(payloads(&drain(&mut b, &s)), vec!["now"]);
+    b.replace_authorizer(&allow, &deny);
+    b.connection_lost(Timestamp(0), later);
+    assert!(drain(&mut b, &s).is_empty(), "denied will delivered");
+    assert_eq!(
+        b.retained_count(),
+        1,
+        "the denied will did not replace the retained one"
+    );
+
+    // Restore: a delayed will saved in the store goes out (or not) after the restart.
+    for (authz, want) in [(allow.clone(), vec!["stored"]), (deny.clone(), vec![])] {
+        let store = std::sync::Arc::new(MemStore::default());
+        let mut b = persistent_broker(&store, 0);
+        let conn = accept(&mut b, &with_will("stored", 3600, 60));
+        b.connection_lost(Timestamp(0), conn);
+        flush(&mut b, &store);
+        drop(b);
+        let mut b = Broker::new(
+            CoreConfig {
+                persistence: true,
+                sys_interval: 0,
+                ..CoreConfig::default()
+            },
+            Timestamp(1_000),
+            8,
+        );
+        b.set_queue_loader(store.clone());
+        b.set_restored_authorizer(authz);
+        b.restore(Timestamp(1_000), store.restored());
+        let (s, _) = connect(&mut b, "watch", ProtocolVersion::V5, true);
+        subscribe(&mut b, &s, "will/#", QoS::AtMostOnce);
+        b.tick(Timestamp(61_000));
+        let got = payloads(&drain(&mut b, &s));
+        assert_eq!(got, want);
+    }
+}

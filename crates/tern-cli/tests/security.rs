@@ -971,3 +971,48 @@ fn sighup_read_right_removed_applies_to_messages_already_queued() {
         "bob may no longer read x/#, yet received {got:?}"
     );
 }
+
+/// A will is checked against the ACL when it is published, not only at CONNECT (issue #5):
+/// bob connects with an allowed will, SIGHUP takes his write right on that topic away, his
+/// connection then drops without DISCONNECT. A subscriber that may read the topic does not
+/// get the will; a control message published after it shows the subscriber is still there.
+/// ([MQTT-3.1.2-8] publishes a will on abnormal close; the server may refuse it, 3.3.5.)
+#[test]
+fn sighup_write_right_removed_drops_the_will() {
+    let acl = "user bob\ntopic write bob/#\nuser admin\ntopic readwrite #\n";
+    let (b, f) = acl_broker(acl, "");
+    for v5 in [false, true] {
+        std::fs::write(f.path("acl"), acl).unwrap();
+        hup(&b);
+        let mut spy = spy(b.port, v5);
+        let c = user(v5, &format!("bw-{v5}"), "bob").will("bob/will", "gone", 1, false);
+        let bob = Client::connected(b.port, &c);
+        std::fs::write(
+            f.path("acl"),
+            "user bob\ntopic read bob/#\nuser admin\ntopic readwrite #\n",
+        )
+        .unwrap();
+        hup(&b);
+        drop(bob); // socket closed without DISCONNECT: the will would go out
+        let mut admin = Client::connected(b.port, &user(v5, &format!("ad-{v5}"), "admin"));
+        // The will is published while the broker handles the close; give it that time
+        // before the control message, so that a will sent late is still seen.
+        std::thread::sleep(QUIET);
+        admin.pub1("control", b"after", false, 1);
+        let got: Vec<(String, String)> = spy
+            .expect_msgs(1, QUIET)
+            .into_iter()
+            .map(|m| {
+                (
+                    String::from_utf8_lossy(&m.topic).into_owned(),
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [("control".to_owned(), "after".to_owned())],
+            "bob lost the write right on bob/will before his connection dropped, v5={v5}"
+        );
+    }
+}
