@@ -199,6 +199,103 @@ fn persistent_session_queues_qos1_and_redelivers_with_dup() {
     assert_eq!(payloads(&drain(&mut b, &s2)), vec!["m2"]);
 }
 
+/// How a QoS 2 test session comes back: same broker without a store, same broker with a
+/// store (its messages are spilled to the store while offline), or a broker restarted from
+/// the store.
+#[derive(Clone, Copy, Debug)]
+enum Resume {
+    InMemory,
+    Spilled,
+    Restarted,
+}
+
+/// [MQTT-4.4.0-1] on a resumed session the server resends unacknowledged PUBLISH packets
+/// (DUP=1, same packet id) and PUBREL packets: a QoS 2 message the client did not answer
+/// with PUBREC is resent as PUBLISH; one it answered with PUBREC but whose PUBCOMP never came
+/// gets PUBREL, not the PUBLISH again [MQTT-4.3.3-5] (issue #2).
+#[test]
+fn persistent_session_resends_qos2_publish_and_pubrel_after_reconnect() {
+    for mode in [Resume::InMemory, Resume::Spilled, Resume::Restarted] {
+        let store = std::sync::Arc::new(MemStore::default());
+        let mut b = match mode {
+            Resume::InMemory => broker(),
+            Resume::Spilled | Resume::Restarted => persistent_broker(&store, 0),
+        };
+        let (s, _) = connect(&mut b, "sub", ProtocolVersion::V311, false);
+        assert_eq!(subscribe(&mut b, &s, "q2", QoS::ExactlyOnce), vec![2]);
+        let (p, _) = connect(&mut b, "pub", ProtocolVersion::V311, true);
+        publish(&mut b, &p, "q2", b"no-pubrec", QoS::ExactlyOnce, false, 1);
+        publish(&mut b, &p, "q2", b"pubrec-only", QoS::ExactlyOnce, false, 2);
+        let d = drain(&mut b, &s);
+        assert_eq!(payloads(&d), vec!["no-pubrec", "pubrec-only"], "{mode:?}");
+        assert!(d.iter().all(|d| !d.dup && d.qos == QoS::ExactlyOnce));
+        let (first, second) = (d[0].pid.unwrap(), d[1].pid.unwrap());
+        // The client answers the second with PUBREC and gets PUBREL; then it vanishes
+        // before sending PUBCOMP.
+        let out = send(&mut b, &s, Packet::Pubrec(Ack::new(second)));
+        assert!(
+            matches!(out.as_slice(), [Out::Pubrel(id, ReasonCode::Success)] if *id == second),
+            "{mode:?}: {out:?}"
+        );
+        b.connection_lost(Timestamp(0), s.conn);
+        if let Resume::Spilled | Resume::Restarted = mode {
+            flush(&mut b, &store);
+        }
+        if let Resume::Restarted = mode {
+            drop(b);
+            b = persistent_broker(&store, 10);
+        }
+
+        let mut c = Connect::new(ProtocolVersion::V311, "sub");
+        c.clean_start = false;
+        let (r, out) = connect_with(&mut b, 10, c);
+        let s2 = Client {
+            conn: r.unwrap().conn,
+        };
+        let Some(Out::Connack(info)) = out.first() else {
+            panic!("{mode:?}: {out:?}")
+        };
+        assert!(info.session_present, "{mode:?}");
+        let resent: Vec<String> = out[1..]
+            .iter()
+            .map(|o| match o {
+                Out::Publish(d) => format!(
+                    "PUBLISH {} dup={} qos={:?} {}",
+                    d.pid.map_or(0, PacketId::get),
+                    d.dup,
+                    d.qos,
+                    String::from_utf8_lossy(&d.msg.payload)
+                ),
+                Out::Pubrel(id, _) => format!("PUBREL {}", id.get()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            resent,
+            vec![
+                format!("PUBLISH {} dup=true qos=ExactlyOnce no-pubrec", first.get()),
+                format!("PUBREL {}", second.get()),
+            ],
+            "{mode:?}"
+        );
+        // Nothing else is queued: the PUBREC'd message is not delivered a second time.
+        assert!(drain(&mut b, &s2).is_empty(), "{mode:?}");
+        // The flows complete: PUBREC for the first (PUBREL back), PUBCOMP for both.
+        let out = send(&mut b, &s2, Packet::Pubrec(Ack::new(first)));
+        assert!(
+            matches!(out.as_slice(), [Out::Pubrel(id, ReasonCode::Success)] if *id == first),
+            "{mode:?}: {out:?}"
+        );
+        send(&mut b, &s2, Packet::Pubcomp(Ack::new(first)));
+        send(&mut b, &s2, Packet::Pubcomp(Ack::new(second)));
+        assert_eq!(
+            b.session("sub").unwrap().flow().inflight.len(),
+            0,
+            "{mode:?}"
+        );
+    }
+}
+
 #[test]
 fn inflight_window_limits_unacknowledged() {
     let mut b = Broker::new(
