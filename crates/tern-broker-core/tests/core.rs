@@ -619,6 +619,65 @@ fn qos2_received_before_a_restart_is_not_delivered_twice() {
     assert!(b2.session("pub").unwrap().flow().inbound_qos2.is_empty());
 }
 
+/// `persistent_client_expiration` (issue #6; a binary test would have to wait its one-hour
+/// minimum): a persistent 3.1.1 session, which has no expiry of its own, is removed once it
+/// has been offline that long — by `tick` while the broker runs, and by `restore` when the
+/// time passed while the broker was down. A 5.0 session's shorter expiry still wins.
+#[test]
+fn persistent_client_expiration_removes_offline_311_sessions() {
+    let cfg = CoreConfig {
+        persistence: true,
+        sys_interval: 0,
+        persistent_client_expiration: Some(3600),
+        ..CoreConfig::default()
+    };
+    // Live: tick.
+    let mut b = Broker::new(cfg.clone(), Timestamp(0), 3);
+    let (s, _) = connect(&mut b, "old", ProtocolVersion::V311, false);
+    subscribe(&mut b, &s, "t", QoS::AtLeastOnce);
+    b.connection_lost(Timestamp(1_000), s.conn);
+    b.tick(Timestamp(3_600_999));
+    assert!(b.session("old").is_some(), "kept until the hour is up");
+    b.tick(Timestamp(3_601_000));
+    assert!(b.session("old").is_none(), "removed after an hour offline");
+    assert_eq!(b.stats().clients_expired, 1);
+    assert_eq!(b.subscription_count(), 0);
+
+    // Across a restart: offline at 1 s, broker down, restarted after the hour.
+    let store = std::sync::Arc::new(MemStore::default());
+    let mut b = Broker::new(cfg.clone(), Timestamp(0), 4);
+    b.set_queue_loader(store.clone());
+    let (s, _) = connect(&mut b, "old", ProtocolVersion::V311, false);
+    subscribe(&mut b, &s, "t", QoS::AtLeastOnce);
+    b.connection_lost(Timestamp(1_000), s.conn);
+    flush(&mut b, &store);
+    drop(b);
+    let restart = |now: u64| {
+        let mut b = Broker::new(cfg.clone(), Timestamp(now), 5);
+        b.set_queue_loader(store.clone());
+        b.restore(Timestamp(now), store.restored());
+        flush(&mut b, &store);
+        b
+    };
+    let b = restart(3_000_000);
+    assert!(
+        b.session("old").is_some(),
+        "restarted before the hour: kept"
+    );
+    drop(b);
+    let mut b = restart(3_601_000);
+    assert!(
+        b.session("old").is_none(),
+        "restarted after the hour: removed"
+    );
+    assert!(
+        store.restored().sessions.is_empty(),
+        "and deleted from the store"
+    );
+    let (_, present) = connect(&mut b, "old", ProtocolVersion::V311, false);
+    assert!(!present, "[MQTT-3.2.2-3] no session present");
+}
+
 /// Denies writing to one topic (for will checks).
 #[derive(Debug)]
 struct DenyWrite(&'static str);
