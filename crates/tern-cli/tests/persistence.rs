@@ -595,3 +595,53 @@ fn queue_qos0_messages_decides_offline_qos0_delivery() {
         assert_eq!(got, want, "queue_qos0_messages {queue}");
     }
 }
+
+/// A store file that is damaged — cut short, or with its pages overwritten — stops `tern
+/// broker`: it exits non-zero with the store's message (the file is damaged, and the `mv`
+/// that moves it aside), and leaves the file as it was.
+#[test]
+fn damaged_store_file_stops_the_broker_with_how_to_move_it_aside() {
+    let store = tempfile::tempdir().unwrap();
+    let b = start(store.path(), "");
+    let (mut s, _) = connect(b.port, "dmg-sub", false, None);
+    subscribe(&mut s, "dmg/#", false);
+    s.send(&[0xE0, 0]);
+    let (mut p, _) = connect(b.port, "dmg-pub", true, None);
+    for i in 1..=200u16 {
+        p.send(&publish("dmg/n", i, &[b'x'; 200], i % 10 == 0, false, None));
+        assert_eq!(p.recv(), Some(puback(i)));
+    }
+    stop(b, "TERM");
+    let db = store.path().join("tern.db");
+    let good = std::fs::read(&db).unwrap();
+    assert!(good.len() > 3 * 4096, "store of {} bytes", good.len());
+
+    let cut = good[..good.len() / 2].to_vec();
+    let mut scribbled = good.clone();
+    for (i, x) in scribbled[4096..].iter_mut().enumerate() {
+        *x = (i as u8).wrapping_mul(31).wrapping_add(7);
+    }
+    for (what, bytes) in [("truncated", &cut), ("scribbled", &scribbled)] {
+        std::fs::write(&db, bytes).unwrap();
+        let conf = store.path().join("t.conf");
+        std::fs::write(
+            &conf,
+            config(store.path(), "").replace("{port}", &free_port().to_string()),
+        )
+        .unwrap();
+        let (code, _out, err) = run(
+            std::process::Command::new(TERN)
+                .arg("broker")
+                .arg("-c")
+                .arg(&conf),
+            Duration::from_secs(20),
+        );
+        assert!(code.is_some_and(|c| c != 0), "{what}: exit {code:?}\n{err}");
+        assert!(err.contains("damaged"), "{what}: {err}");
+        assert!(
+            err.contains(&format!("mv {}", db.display())),
+            "{what}: {err}"
+        );
+        assert_eq!(&std::fs::read(&db).unwrap(), bytes, "{what}: file changed");
+    }
+}

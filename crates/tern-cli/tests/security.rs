@@ -1016,3 +1016,70 @@ fn sighup_write_right_removed_drops_the_will() {
         );
     }
 }
+
+/// A bad `acl_file` line stops start-up: `tern broker` exits non-zero and names the file
+/// and line, instead of running with some rules missing.
+#[test]
+fn bad_acl_line_stops_start_up_with_file_and_line() {
+    let f = Files::new();
+    let acl = f.write(
+        "acl",
+        "user bob\ntopic read x/#\ntopic sometimes y/#\ntopic readwrite z/#\n",
+    );
+    let conf = f.write(
+        "tern.conf",
+        &format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\nacl_file {}\n",
+            free_port(),
+            acl.display()
+        ),
+    );
+    let (code, _out, err) = run(
+        Command::new(TERN).arg("broker").arg("-c").arg(&conf),
+        Duration::from_secs(10),
+    );
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "exit code {code:?}; stderr:\n{err}"
+    );
+    let at = format!("{}:3:", acl.display());
+    assert!(err.contains(&at), "no {at} in:\n{err}");
+    assert!(err.contains("sometimes"), "names the bad word:\n{err}");
+}
+
+/// SIGHUP with a bad `acl_file` keeps the rules in force and says why: bob, who may read
+/// x/# under the old file and not under the bad new one (which would grant y/# before its bad
+/// line), still receives x/1; the log names the file and line.
+#[test]
+fn sighup_with_a_bad_acl_file_keeps_the_old_rules() {
+    let acl = "user bob\ntopic read x/#\nuser admin\ntopic readwrite #\n";
+    let (b, f) = acl_broker(acl, "");
+    let mut bob = Client::connected(b.port, &user(true, "bob", "bob"));
+    assert_eq!(bob.sub("x/#", 1), [1]);
+    std::fs::write(
+        f.path("acl"),
+        "user bob\ntopic read y/#\ntopic nonsense x/#\nuser admin\ntopic readwrite #\n",
+    )
+    .unwrap();
+    let before = b.log().matches("not reloaded").count();
+    b.signal("HUP");
+    let end = Instant::now() + S;
+    while Instant::now() < end && b.log().matches("not reloaded").count() == before {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = b.log();
+    let at = format!("{}:3:", f.path("acl").display());
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("not reloaded"))
+        .unwrap_or_else(|| panic!("no 'not reloaded' after SIGHUP:\n{log}"));
+    assert!(line.contains(&at), "{at} missing from: {line}");
+    assert!(!log.contains("configuration reloaded"), "{log}");
+    let mut admin = Client::connected(b.port, &user(true, "adm", "admin"));
+    admin.pub1("x/1", b"still", false, 1);
+    assert_eq!(
+        topics(&bob.expect_msgs(1, QUIET)),
+        ["x/1"],
+        "old rules kept"
+    );
+}
