@@ -770,15 +770,30 @@ const TOPIC_SEEDS: &[(&str, &str)] = &[
     ("empty-levels", "//+//#\n///\n\n"),
 ];
 
+/// Target `routing`: every `\n`-separated part is both a filter and a topic name.
+const ROUTING_SEEDS: &[(&str, &str)] = &[
+    ("wildcards", "a/b\na/+\na/#\n#\n+/b\n+/+\na\na/b/c\nx/b"),
+    (
+        "dollar",
+        "$SYS/#\n#\n+/uptime\n$SYS/uptime\n$SYS\n$\n+\n$share/g/#\n$share/g/$SYS/#",
+    ),
+    ("empty-levels", "/\n//\n+/+\n/+\na//b\na/+/b\na/\n+/\n/#\n#"),
+    (
+        "shared",
+        "$share/g/a/#\n$share/g/a/#\n$share/h/a/+\n$share/g/+/b\na/#\na/b\na\n$share/g\n$share//x\n$share/g/#",
+    ),
+];
+
 fn text_seeds(root: &Path) -> Vec<(&'static str, usize)> {
     let mut counts = Vec::new();
     type Seeds = &'static [(&'static str, &'static str)];
     type Run = fn(&[u8]);
-    let sets: [(&str, Seeds, Run); 4] = [
+    let sets: [(&str, Seeds, Run); 5] = [
         ("conf", CONF_SEEDS, tern_fuzz::conf::run),
         ("passwd", PASSWD_SEEDS, tern_fuzz::passwd::run),
         ("acl", ACL_SEEDS, tern_fuzz::acl::run),
         ("topic", TOPIC_SEEDS, tern_fuzz::topic::run),
+        ("routing", ROUTING_SEEDS, tern_fuzz::routing::run),
     ];
     for (target, seeds, run) in sets {
         for (name, text) in seeds {

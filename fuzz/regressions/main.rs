@@ -21,13 +21,14 @@ type Run = fn(&[u8]);
 #[test]
 fn committed_seeds_pass_their_targets() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let targets: [(&str, Run); 7] = [
+    let targets: [(&str, Run); 8] = [
         ("decode", tern_fuzz::codec::run_decode),
         ("framer_split", tern_fuzz::codec::run_framer_split),
         ("conf", tern_fuzz::conf::run),
         ("passwd", tern_fuzz::passwd::run),
         ("acl", tern_fuzz::acl::run),
         ("topic", tern_fuzz::topic::run),
+        ("routing", tern_fuzz::routing::run),
         ("alias", tern_fuzz::alias::run),
     ];
     for (target, run) in targets {

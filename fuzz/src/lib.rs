@@ -14,6 +14,7 @@ pub mod alias;
 pub mod codec;
 pub mod conf;
 pub mod passwd;
+pub mod routing;
 pub mod topic;
 
 /// Splits `data` (lossy UTF-8) at NUL characters: the text formats take several strings

@@ -72,6 +72,16 @@ fn too_deep(topic: &str) -> bool {
     topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
 }
 
+/// May session `s` publish its will `msg` now? The same check as for a client's PUBLISH
+/// (retained or not).
+fn will_allowed(s: &Session, msg: &Message) -> bool {
+    let who = Identity {
+        username: s.username.as_deref(),
+        client_id: &s.client_id,
+    };
+    s.authz.can_write(who, &msg.topic)
+}
+
 /// What the connection driver knows when a CONNECT arrives.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectRequest<'a> {
@@ -162,6 +172,9 @@ pub struct Broker {
     ops: Vec<StoreOp>,
     loader: Option<Arc<dyn QueueLoader>>,
     load: crate::stats::LoadAverages<9>,
+    /// Access decisions for sessions read from the store, until they reconnect (their
+    /// listener is not recorded).
+    restored_authz: Arc<dyn Authorizer>,
 }
 
 impl Broker {
@@ -190,6 +203,7 @@ impl Broker {
             ops: Vec::new(),
             loader: None,
             load: crate::stats::LoadAverages::default(),
+            restored_authz: Arc::new(AllowAll),
         }
     }
 
@@ -214,6 +228,16 @@ impl Broker {
                 s.authz = new.clone();
             }
         }
+        if Arc::ptr_eq(&self.restored_authz, old) {
+            self.restored_authz = new.clone();
+        }
+    }
+
+    /// The access decisions for sessions that [`Broker::restore`] reads from the store
+    /// (checked when their wills are published); call before `restore`. A later
+    /// [`Broker::replace_authorizer`] also replaces it for them. Default: allow everything.
+    pub fn set_restored_authorizer(&mut self, authz: Arc<dyn Authorizer>) {
+        self.restored_authz = authz;
     }
 
     /// Installs a re-read password file (SIGHUP): sessions accepted by `old` now belong to
@@ -988,7 +1012,8 @@ impl Broker {
         let pending = s.will.take();
         if will && let Some(w) = pending {
             if w.delay == 0 || s.expiry == 0 {
-                self.publish_will(now, w.msg);
+                let allowed = will_allowed(s, &w.msg);
+                self.publish_will(now, w.msg, allowed);
             } else if !delay_cancelled {
                 // 3.1.3.2.2: published after the delay or when the session ends, if sooner.
                 let due = now.plus_secs(u64::from(w.delay.min(s.expiry)));
@@ -1154,6 +1179,7 @@ impl Broker {
         for rec in r.sessions {
             let mut s = Session::new(rec.client_id.clone(), rec.version);
             s.username = rec.username;
+            s.authz = self.restored_authz.clone();
             s.expiry = rec.expiry;
             s.disconnected_at = Some(rec.disconnected_at.unwrap_or(now));
             s.in_store = true;
@@ -1173,7 +1199,8 @@ impl Broker {
                 .is_some_and(|e| e <= now)
             {
                 if let Some(w) = s.will.take() {
-                    self.publish_will(now, w.msg);
+                    let allowed = will_allowed(&s, &w.msg);
+                    self.publish_will(now, w.msg, allowed);
                 }
                 self.stats.clients_expired += 1;
                 self.ops.push(StoreOp::SessionDel(rec.client_id));
@@ -1257,8 +1284,19 @@ impl Broker {
         }
     }
 
-    fn publish_will(&mut self, now: Timestamp, msg: MsgRef) {
-        // The will topic was checked against the ACL at CONNECT.
+    /// Publishes a will. `allowed`: [`will_allowed`], checked when the will goes out rather
+    /// than trusting CONNECT, because a reload may have taken the right away since, and a
+    /// will restored from the store was never checked by this process. A denied will is
+    /// dropped, as a denied PUBLISH is.
+    fn publish_will(&mut self, now: Timestamp, msg: MsgRef, allowed: bool) {
+        if !allowed {
+            self.stats.publish_dropped += 1;
+            tracing::info!(
+                topic = %msg.topic,
+                "will not published: its topic is no longer allowed by the ACL"
+            );
+            return;
+        }
         if msg.retain {
             self.set_retained(msg.clone());
         }
@@ -1318,7 +1356,8 @@ impl Broker {
             {
                 f.will_due = None;
                 if let Some(w) = s.will.take() {
-                    self.publish_will(now, w.msg);
+                    let allowed = will_allowed(s, &w.msg);
+                    self.publish_will(now, w.msg, allowed);
                 }
                 self.save_session(key);
             }
@@ -1328,7 +1367,8 @@ impl Broker {
             {
                 // Session end: a still-delayed will goes out now (3.1.3.2.2).
                 if let Some(w) = self.sessions[key].will.take() {
-                    self.publish_will(now, w.msg);
+                    let allowed = will_allowed(&self.sessions[key], &w.msg);
+                    self.publish_will(now, w.msg, allowed);
                 }
                 self.stats.clients_expired += 1;
                 self.remove_session(key);

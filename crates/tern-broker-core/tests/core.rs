@@ -199,6 +199,103 @@ fn persistent_session_queues_qos1_and_redelivers_with_dup() {
     assert_eq!(payloads(&drain(&mut b, &s2)), vec!["m2"]);
 }
 
+/// How a QoS 2 test session comes back: same broker without a store, same broker with a
+/// store (its messages are spilled to the store while offline), or a broker restarted from
+/// the store.
+#[derive(Clone, Copy, Debug)]
+enum Resume {
+    InMemory,
+    Spilled,
+    Restarted,
+}
+
+/// [MQTT-4.4.0-1] on a resumed session the server resends unacknowledged PUBLISH packets
+/// (DUP=1, same packet id) and PUBREL packets: a QoS 2 message the client did not answer
+/// with PUBREC is resent as PUBLISH; one it answered with PUBREC but whose PUBCOMP never came
+/// gets PUBREL, not the PUBLISH again [MQTT-4.3.3-5] (issue #2).
+#[test]
+fn persistent_session_resends_qos2_publish_and_pubrel_after_reconnect() {
+    for mode in [Resume::InMemory, Resume::Spilled, Resume::Restarted] {
+        let store = std::sync::Arc::new(MemStore::default());
+        let mut b = match mode {
+            Resume::InMemory => broker(),
+            Resume::Spilled | Resume::Restarted => persistent_broker(&store, 0),
+        };
+        let (s, _) = connect(&mut b, "sub", ProtocolVersion::V311, false);
+        assert_eq!(subscribe(&mut b, &s, "q2", QoS::ExactlyOnce), vec![2]);
+        let (p, _) = connect(&mut b, "pub", ProtocolVersion::V311, true);
+        publish(&mut b, &p, "q2", b"no-pubrec", QoS::ExactlyOnce, false, 1);
+        publish(&mut b, &p, "q2", b"pubrec-only", QoS::ExactlyOnce, false, 2);
+        let d = drain(&mut b, &s);
+        assert_eq!(payloads(&d), vec!["no-pubrec", "pubrec-only"], "{mode:?}");
+        assert!(d.iter().all(|d| !d.dup && d.qos == QoS::ExactlyOnce));
+        let (first, second) = (d[0].pid.unwrap(), d[1].pid.unwrap());
+        // The client answers the second with PUBREC and gets PUBREL; then it vanishes
+        // before sending PUBCOMP.
+        let out = send(&mut b, &s, Packet::Pubrec(Ack::new(second)));
+        assert!(
+            matches!(out.as_slice(), [Out::Pubrel(id, ReasonCode::Success)] if *id == second),
+            "{mode:?}: {out:?}"
+        );
+        b.connection_lost(Timestamp(0), s.conn);
+        if let Resume::Spilled | Resume::Restarted = mode {
+            flush(&mut b, &store);
+        }
+        if let Resume::Restarted = mode {
+            drop(b);
+            b = persistent_broker(&store, 10);
+        }
+
+        let mut c = Connect::new(ProtocolVersion::V311, "sub");
+        c.clean_start = false;
+        let (r, out) = connect_with(&mut b, 10, c);
+        let s2 = Client {
+            conn: r.unwrap().conn,
+        };
+        let Some(Out::Connack(info)) = out.first() else {
+            panic!("{mode:?}: {out:?}")
+        };
+        assert!(info.session_present, "{mode:?}");
+        let resent: Vec<String> = out[1..]
+            .iter()
+            .map(|o| match o {
+                Out::Publish(d) => format!(
+                    "PUBLISH {} dup={} qos={:?} {}",
+                    d.pid.map_or(0, PacketId::get),
+                    d.dup,
+                    d.qos,
+                    String::from_utf8_lossy(&d.msg.payload)
+                ),
+                Out::Pubrel(id, _) => format!("PUBREL {}", id.get()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            resent,
+            vec![
+                format!("PUBLISH {} dup=true qos=ExactlyOnce no-pubrec", first.get()),
+                format!("PUBREL {}", second.get()),
+            ],
+            "{mode:?}"
+        );
+        // Nothing else is queued: the PUBREC'd message is not delivered a second time.
+        assert!(drain(&mut b, &s2).is_empty(), "{mode:?}");
+        // The flows complete: PUBREC for the first (PUBREL back), PUBCOMP for both.
+        let out = send(&mut b, &s2, Packet::Pubrec(Ack::new(first)));
+        assert!(
+            matches!(out.as_slice(), [Out::Pubrel(id, ReasonCode::Success)] if *id == first),
+            "{mode:?}: {out:?}"
+        );
+        send(&mut b, &s2, Packet::Pubcomp(Ack::new(first)));
+        send(&mut b, &s2, Packet::Pubcomp(Ack::new(second)));
+        assert_eq!(
+            b.session("sub").unwrap().flow().inflight.len(),
+            0,
+            "{mode:?}"
+        );
+    }
+}
+
 #[test]
 fn inflight_window_limits_unacknowledged() {
     let mut b = Broker::new(
@@ -584,4 +681,168 @@ fn qos2_received_before_a_restart_is_not_delivered_twice() {
     flush(&mut b, &store);
     let b2 = persistent_broker(&store, 20);
     assert!(b2.session("pub").unwrap().flow().inbound_qos2.is_empty());
+}
+
+/// `persistent_client_expiration` (issue #6; a binary test would have to wait its one-hour
+/// minimum): a persistent 3.1.1 session, which has no expiry of its own, is removed once it
+/// has been offline that long — by `tick` while the broker runs, and by `restore` when the
+/// time passed while the broker was down. A 5.0 session's shorter expiry still wins.
+#[test]
+fn persistent_client_expiration_removes_offline_311_sessions() {
+    let cfg = CoreConfig {
+        persistence: true,
+        sys_interval: 0,
+        persistent_client_expiration: Some(3600),
+        ..CoreConfig::default()
+    };
+    // Live: tick.
+    let mut b = Broker::new(cfg.clone(), Timestamp(0), 3);
+    let (s, _) = connect(&mut b, "old", ProtocolVersion::V311, false);
+    subscribe(&mut b, &s, "t", QoS::AtLeastOnce);
+    b.connection_lost(Timestamp(1_000), s.conn);
+    b.tick(Timestamp(3_600_999));
+    assert!(b.session("old").is_some(), "kept until the hour is up");
+    b.tick(Timestamp(3_601_000));
+    assert!(b.session("old").is_none(), "removed after an hour offline");
+    assert_eq!(b.stats().clients_expired, 1);
+    assert_eq!(b.subscription_count(), 0);
+
+    // Across a restart: offline at 1 s, broker down, restarted after the hour.
+    let store = std::sync::Arc::new(MemStore::default());
+    let mut b = Broker::new(cfg.clone(), Timestamp(0), 4);
+    b.set_queue_loader(store.clone());
+    let (s, _) = connect(&mut b, "old", ProtocolVersion::V311, false);
+    subscribe(&mut b, &s, "t", QoS::AtLeastOnce);
+    b.connection_lost(Timestamp(1_000), s.conn);
+    flush(&mut b, &store);
+    drop(b);
+    let restart = |now: u64| {
+        let mut b = Broker::new(cfg.clone(), Timestamp(now), 5);
+        b.set_queue_loader(store.clone());
+        b.restore(Timestamp(now), store.restored());
+        flush(&mut b, &store);
+        b
+    };
+    let b = restart(3_000_000);
+    assert!(
+        b.session("old").is_some(),
+        "restarted before the hour: kept"
+    );
+    drop(b);
+    let mut b = restart(3_601_000);
+    assert!(
+        b.session("old").is_none(),
+        "restarted after the hour: removed"
+    );
+    assert!(
+        store.restored().sessions.is_empty(),
+        "and deleted from the store"
+    );
+    let (_, present) = connect(&mut b, "old", ProtocolVersion::V311, false);
+    assert!(!present, "[MQTT-3.2.2-3] no session present");
+}
+
+/// Denies writing to one topic (for will checks).
+#[derive(Debug)]
+struct DenyWrite(&'static str);
+
+impl Authorizer for DenyWrite {
+    fn can_write(&self, _: Identity<'_>, topic: &str) -> bool {
+        topic != self.0
+    }
+    fn can_read(&self, _: Identity<'_>, _: &str) -> bool {
+        true
+    }
+    fn check_subscribe(&self, _: Identity<'_>, _: &str) -> SubscribeDecision {
+        SubscribeDecision::Allowed
+    }
+}
+
+/// A will is checked against the ACL when it is published (issue #5): after the listener's
+/// ACL is replaced (SIGHUP) to deny its topic, and for a will restored from the store, which
+/// is checked against the authorizer given for restored sessions. Denied wills are not
+/// delivered (nor retained); allowed ones still are.
+#[test]
+fn wills_are_checked_against_the_acl_in_force_when_published() {
+    let allow: std::sync::Arc<dyn Authorizer> = std::sync::Arc::new(AllowAll);
+    let deny: std::sync::Arc<dyn Authorizer> = std::sync::Arc::new(DenyWrite("will/t"));
+    let limits = ListenerLimits {
+        authorizer: allow.clone(),
+        ..ListenerLimits::from_core(&CoreConfig::default())
+    };
+    let with_will = |id: &'static str, expiry: u32, delay: u32| {
+        let mut c = Connect::new(ProtocolVersion::V5, id);
+        c.properties.session_expiry_interval = Some(expiry);
+        c.will = Some(Will {
+            topic: "will/t",
+            payload: id.as_bytes(),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            properties: Properties {
+                will_delay_interval: Some(delay),
+                ..Default::default()
+            },
+        });
+        c
+    };
+    let accept = |b: &mut Broker, c: &Connect<'_>| {
+        let mut out = Vec::new();
+        b.connect(
+            Timestamp(0),
+            ConnectRequest {
+                limits: &limits,
+                connect: c,
+                username: None,
+                client_id_override: None,
+                authenticator: None,
+            },
+            &mut out,
+        )
+        .unwrap()
+        .conn
+    };
+
+    // Reload: "now" is published (allowed), then the ACL is replaced and "later" is not.
+    let mut b = broker();
+    let (s, _) = connect(&mut b, "watch", ProtocolVersion::V5, true);
+    subscribe(&mut b, &s, "will/#", QoS::AtMostOnce);
+    let now = accept(&mut b, &with_will("now", 0, 0));
+    let later = accept(&mut b, &with_will("later", 0, 0));
+    b.connection_lost(Timestamp(0), now);
+    assert_eq!(payloads(&drain(&mut b, &s)), vec!["now"]);
+    b.replace_authorizer(&allow, &deny);
+    b.connection_lost(Timestamp(0), later);
+    assert!(drain(&mut b, &s).is_empty(), "denied will delivered");
+    assert_eq!(
+        b.retained_count(),
+        1,
+        "the denied will did not replace the retained one"
+    );
+
+    // Restore: a delayed will saved in the store goes out (or not) after the restart.
+    for (authz, want) in [(allow.clone(), vec!["stored"]), (deny.clone(), vec![])] {
+        let store = std::sync::Arc::new(MemStore::default());
+        let mut b = persistent_broker(&store, 0);
+        let conn = accept(&mut b, &with_will("stored", 3600, 60));
+        b.connection_lost(Timestamp(0), conn);
+        flush(&mut b, &store);
+        drop(b);
+        let mut b = Broker::new(
+            CoreConfig {
+                persistence: true,
+                sys_interval: 0,
+                ..CoreConfig::default()
+            },
+            Timestamp(1_000),
+            8,
+        );
+        b.set_queue_loader(store.clone());
+        b.set_restored_authorizer(authz);
+        b.restore(Timestamp(1_000), store.restored());
+        let (s, _) = connect(&mut b, "watch", ProtocolVersion::V5, true);
+        subscribe(&mut b, &s, "will/#", QoS::AtMostOnce);
+        b.tick(Timestamp(61_000));
+        let got = payloads(&drain(&mut b, &s));
+        assert_eq!(got, want);
+    }
 }

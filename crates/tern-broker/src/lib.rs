@@ -418,6 +418,12 @@ impl Server {
         let mut core_cfg = settings.core.clone();
         core_cfg.persistence = settings.persistence.is_some();
         let mut broker = Broker::new(core_cfg, now, rand::random());
+        // A restored session's listener is not recorded: until it reconnects (wills going
+        // out on expiry), it is checked against the first listener's ACL, which is every
+        // listener's ACL unless `per_listener_settings` gives them different files.
+        if let Some(first) = settings.listeners.first() {
+            broker.set_restored_authorizer(first.settings.limits.authorizer.clone());
+        }
         let store = match &settings.persistence {
             Some(opts) => Some(open_store(opts, now, &mut broker)?),
             None => None,

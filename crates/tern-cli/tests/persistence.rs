@@ -574,3 +574,158 @@ fn start_up_does_not_read_stored_messages_into_memory() {
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order");
     assert!(got.iter().all(|(_, p, _)| p.len() == SIZE));
 }
+
+/// A QoS 0 PUBLISH.
+fn publish0(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    string(topic.as_bytes(), &mut body);
+    body.extend_from_slice(payload);
+    packet(0x30, &body)
+}
+
+/// `autosave_interval` with `persistence_sync false` (issue #6): what was published is made
+/// durable within the interval without any signal, so it survives a SIGKILL after it. (The
+/// control is `sigusr1_saves_the_store_as_mosquitto_does`: with a 1800 s interval only
+/// SIGUSR1 makes data durable before a SIGKILL.)
+#[test]
+fn autosave_interval_makes_messages_durable_without_sync() {
+    let store = tempfile::tempdir().unwrap();
+    let extra = "persistence_sync false\nautosave_interval 1\n";
+    let b = start(store.path(), extra);
+    let (mut s, _) = connect(b.port, "auto-sub", false, None);
+    subscribe(&mut s, "auto/#", false);
+    s.send(&[0xE0, 0]);
+    assert!(s.closed(), "DISCONNECT closes the connection");
+    let (mut p, _) = connect(b.port, "auto-pub", true, None);
+    for i in 1..=20u16 {
+        p.send(&publish(
+            "auto/n",
+            i,
+            format!("{i}").as_bytes(),
+            i == 20,
+            false,
+            None,
+        ));
+        assert_eq!(p.recv(), Some(puback(i)));
+    }
+    // Past the 1 s interval, with room for a loaded machine.
+    std::thread::sleep(Duration::from_secs(4));
+    stop(b, "KILL");
+
+    let b = start(store.path(), extra);
+    let (mut s, present) = connect(b.port, "auto-sub", false, None);
+    assert!(present, "the session was autosaved");
+    let got = receive_all(
+        &mut s,
+        false,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    );
+    let numbers: Vec<u16> = got
+        .iter()
+        .map(|(_, p, _)| std::str::from_utf8(p).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=20).collect::<Vec<_>>());
+    let (mut n, _) = connect(b.port, "auto-new", true, None);
+    subscribe(&mut n, "auto/n", false);
+    let r = receive_all(
+        &mut n,
+        false,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r, vec![("auto/n".to_owned(), b"20".to_vec(), true)]);
+}
+
+/// `queue_qos0_messages` (issue #6): with `true`, QoS 0 messages published while a persistent
+/// 3.1.1 session is offline are delivered when it reconnects; with `false` (the default) they
+/// are not. The QoS 1 message is delivered in both cases [MQTT-3.1.2-5] (which lets a server
+/// store QoS 0 messages too).
+#[test]
+fn queue_qos0_messages_decides_offline_qos0_delivery() {
+    for queue in [true, false] {
+        let store = tempfile::tempdir().unwrap();
+        let b = start(store.path(), &format!("queue_qos0_messages {queue}\n"));
+        let (mut s, _) = connect(b.port, "q0-sub", false, None);
+        subscribe(&mut s, "q0/#", false);
+        s.send(&[0xE0, 0]);
+        assert!(s.closed(), "DISCONNECT closes the connection");
+        let (mut p, _) = connect(b.port, "q0-pub", true, None);
+        p.send(&publish("q0/qos1", 1, b"qos1", false, false, None));
+        assert_eq!(p.recv(), Some(puback(1)));
+        for i in 1..=3 {
+            p.send(&publish0("q0/qos0", format!("zero-{i}").as_bytes()));
+        }
+        // A PINGREQ answered means the QoS 0 messages before it were handled.
+        p.send(&[0xC0, 0]);
+        assert_eq!(p.recv(), Some(vec![0xD0, 0]));
+
+        let (mut s, present) = connect(b.port, "q0-sub", false, None);
+        assert!(present);
+        let got: Vec<String> = receive_all(
+            &mut s,
+            false,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        )
+        .into_iter()
+        .map(|(_, p, _)| String::from_utf8(p).unwrap())
+        .collect();
+        let want: &[&str] = if queue {
+            &["qos1", "zero-1", "zero-2", "zero-3"]
+        } else {
+            &["qos1"]
+        };
+        assert_eq!(got, want, "queue_qos0_messages {queue}");
+    }
+}
+
+/// A store file that is damaged — cut short, or with its pages overwritten — stops `tern
+/// broker`: it exits non-zero with the store's message (the file is damaged, and the `mv`
+/// that moves it aside), and leaves the file as it was.
+#[test]
+fn damaged_store_file_stops_the_broker_with_how_to_move_it_aside() {
+    let store = tempfile::tempdir().unwrap();
+    let b = start(store.path(), "");
+    let (mut s, _) = connect(b.port, "dmg-sub", false, None);
+    subscribe(&mut s, "dmg/#", false);
+    s.send(&[0xE0, 0]);
+    let (mut p, _) = connect(b.port, "dmg-pub", true, None);
+    for i in 1..=200u16 {
+        p.send(&publish("dmg/n", i, &[b'x'; 200], i % 10 == 0, false, None));
+        assert_eq!(p.recv(), Some(puback(i)));
+    }
+    stop(b, "TERM");
+    let db = store.path().join("tern.db");
+    let good = std::fs::read(&db).unwrap();
+    assert!(good.len() > 3 * 4096, "store of {} bytes", good.len());
+
+    let cut = good[..good.len() / 2].to_vec();
+    let mut scribbled = good.clone();
+    for (i, x) in scribbled[4096..].iter_mut().enumerate() {
+        *x = (i as u8).wrapping_mul(31).wrapping_add(7);
+    }
+    for (what, bytes) in [("truncated", &cut), ("scribbled", &scribbled)] {
+        std::fs::write(&db, bytes).unwrap();
+        let conf = store.path().join("t.conf");
+        std::fs::write(
+            &conf,
+            config(store.path(), "").replace("{port}", &free_port().to_string()),
+        )
+        .unwrap();
+        let (code, _out, err) = run(
+            std::process::Command::new(TERN)
+                .arg("broker")
+                .arg("-c")
+                .arg(&conf),
+            Duration::from_secs(20),
+        );
+        assert!(code.is_some_and(|c| c != 0), "{what}: exit {code:?}\n{err}");
+        assert!(err.contains("damaged"), "{what}: {err}");
+        assert!(
+            err.contains(&format!("mv {}", db.display())),
+            "{what}: {err}"
+        );
+        assert_eq!(&std::fs::read(&db).unwrap(), bytes, "{what}: file changed");
+    }
+}

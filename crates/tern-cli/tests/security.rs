@@ -971,3 +971,115 @@ fn sighup_read_right_removed_applies_to_messages_already_queued() {
         "bob may no longer read x/#, yet received {got:?}"
     );
 }
+
+/// A will is checked against the ACL when it is published, not only at CONNECT (issue #5):
+/// bob connects with an allowed will, SIGHUP takes his write right on that topic away, his
+/// connection then drops without DISCONNECT. A subscriber that may read the topic does not
+/// get the will; a control message published after it shows the subscriber is still there.
+/// ([MQTT-3.1.2-8] publishes a will on abnormal close; the server may refuse it, 3.3.5.)
+#[test]
+fn sighup_write_right_removed_drops_the_will() {
+    let acl = "user bob\ntopic write bob/#\nuser admin\ntopic readwrite #\n";
+    let (b, f) = acl_broker(acl, "");
+    for v5 in [false, true] {
+        std::fs::write(f.path("acl"), acl).unwrap();
+        hup(&b);
+        let mut spy = spy(b.port, v5);
+        let c = user(v5, &format!("bw-{v5}"), "bob").will("bob/will", "gone", 1, false);
+        let bob = Client::connected(b.port, &c);
+        std::fs::write(
+            f.path("acl"),
+            "user bob\ntopic read bob/#\nuser admin\ntopic readwrite #\n",
+        )
+        .unwrap();
+        hup(&b);
+        drop(bob); // socket closed without DISCONNECT: the will would go out
+        let mut admin = Client::connected(b.port, &user(v5, &format!("ad-{v5}"), "admin"));
+        // The will is published while the broker handles the close; give it that time
+        // before the control message, so that a will sent late is still seen.
+        std::thread::sleep(QUIET);
+        admin.pub1("control", b"after", false, 1);
+        let got: Vec<(String, String)> = spy
+            .expect_msgs(1, QUIET)
+            .into_iter()
+            .map(|m| {
+                (
+                    String::from_utf8_lossy(&m.topic).into_owned(),
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [("control".to_owned(), "after".to_owned())],
+            "bob lost the write right on bob/will before his connection dropped, v5={v5}"
+        );
+    }
+}
+
+/// A bad `acl_file` line stops start-up: `tern broker` exits non-zero and names the file
+/// and line, instead of running with some rules missing.
+#[test]
+fn bad_acl_line_stops_start_up_with_file_and_line() {
+    let f = Files::new();
+    let acl = f.write(
+        "acl",
+        "user bob\ntopic read x/#\ntopic sometimes y/#\ntopic readwrite z/#\n",
+    );
+    let conf = f.write(
+        "tern.conf",
+        &format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\nacl_file {}\n",
+            free_port(),
+            acl.display()
+        ),
+    );
+    let (code, _out, err) = run(
+        Command::new(TERN).arg("broker").arg("-c").arg(&conf),
+        Duration::from_secs(10),
+    );
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "exit code {code:?}; stderr:\n{err}"
+    );
+    let at = format!("{}:3:", acl.display());
+    assert!(err.contains(&at), "no {at} in:\n{err}");
+    assert!(err.contains("sometimes"), "names the bad word:\n{err}");
+}
+
+/// SIGHUP with a bad `acl_file` keeps the rules in force and says why: bob, who may read
+/// x/# under the old file and not under the bad new one (which would grant y/# before its bad
+/// line), still receives x/1; the log names the file and line.
+#[test]
+fn sighup_with_a_bad_acl_file_keeps_the_old_rules() {
+    let acl = "user bob\ntopic read x/#\nuser admin\ntopic readwrite #\n";
+    let (b, f) = acl_broker(acl, "");
+    let mut bob = Client::connected(b.port, &user(true, "bob", "bob"));
+    assert_eq!(bob.sub("x/#", 1), [1]);
+    std::fs::write(
+        f.path("acl"),
+        "user bob\ntopic read y/#\ntopic nonsense x/#\nuser admin\ntopic readwrite #\n",
+    )
+    .unwrap();
+    let before = b.log().matches("not reloaded").count();
+    b.signal("HUP");
+    let end = Instant::now() + S;
+    while Instant::now() < end && b.log().matches("not reloaded").count() == before {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = b.log();
+    let at = format!("{}:3:", f.path("acl").display());
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("not reloaded"))
+        .unwrap_or_else(|| panic!("no 'not reloaded' after SIGHUP:\n{log}"));
+    assert!(line.contains(&at), "{at} missing from: {line}");
+    assert!(!log.contains("configuration reloaded"), "{log}");
+    let mut admin = Client::connected(b.port, &user(true, "adm", "admin"));
+    admin.pub1("x/1", b"still", false, 1);
+    assert_eq!(
+        topics(&bob.expect_msgs(1, QUIET)),
+        ["x/1"],
+        "old rules kept"
+    );
+}
