@@ -392,3 +392,102 @@ async fn persistent_session_keeps_subscription_v311() {
     assert!(s.info().session_present);
     assert_eq!(next_message(&mut s).await.payload, b"while away");
 }
+
+/// A kept session is relied on after a reconnect: the broker (with persistence, stopped with
+/// SIGTERM so it saves the session, then started again) answers session_present = true, the
+/// client does not subscribe again, and messages published afterwards still arrive through
+/// the stored subscription.
+///
+/// "Did not subscribe again" is observed through a retained message: a SUBSCRIBE (even one
+/// repeating a kept subscription) makes the broker send the matching retained message, so a
+/// resubscribing client would receive `kept/r` (retain flag set) before the live message.
+/// When the broker logs SUBSCRIBE packets (mosquitto with log_type all), its log after the
+/// restart must not show one from this client either.
+#[tokio::test]
+async fn kept_session_is_relied_on_after_reconnect_without_resubscribing() {
+    let store = common::TempDir::new("store");
+    // mosquitto started as root drops to the `mosquitto` user before writing its store.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let mut b = Broker::start_with(
+        &[],
+        &format!(
+            "persistence true\npersistence_location {}/\nlog_type all\n",
+            store.path().display()
+        ),
+    );
+    let backoff = Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+        max_attempts: None,
+    };
+    let o = opts(&b, ProtocolVersion::V311, "kept")
+        .clean_start(false)
+        .reconnect(backoff);
+    let mut sub = Client::connect(o).await.unwrap();
+    assert!(!sub.info().session_present, "a new broker has no session");
+    sub.subscribe(
+        &[("kept/#", SubscriptionOptions::qos(QoS::AtLeastOnce))],
+        OwnedProperties::default(),
+    )
+    .await
+    .unwrap();
+    let p = Client::connect(opts(&b, ProtocolVersion::V311, "p"))
+        .await
+        .unwrap();
+    p.publish(
+        Message::new("kept/r", "retained")
+            .with_qos(QoS::AtLeastOnce)
+            .with_retain(true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_message(&mut sub).await.payload, b"retained");
+    p.disconnect().await.unwrap();
+    let logs_subscribes = b.log().contains("Received SUBSCRIBE from kept");
+
+    b.restart_graceful();
+    let mut lost = false;
+    loop {
+        match tokio::time::timeout(LIMIT, sub.next_event()).await {
+            Ok(Some(Event::ConnectionLost(_))) => lost = true,
+            Ok(Some(Event::Reconnected(info))) => {
+                assert!(
+                    info.session_present,
+                    "the broker kept the session; its log:\n{}",
+                    b.log()
+                );
+                break;
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => panic!("no reconnect within {LIMIT:?}; broker log:\n{}", b.log()),
+        }
+    }
+    assert!(lost);
+    let p = Client::connect(opts(&b, ProtocolVersion::V311, "p"))
+        .await
+        .unwrap();
+    p.publish(Message::new("kept/live", "after").with_qos(QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    let m = next_message(&mut sub).await;
+    assert_eq!(
+        (m.topic.as_str(), &m.payload[..], m.retain),
+        ("kept/live", &b"after"[..], false),
+        "the first message after the reconnect must be the live one, not a retained one sent for a new SUBSCRIBE"
+    );
+    // Nothing else follows (a late retained message would mean a SUBSCRIBE was sent).
+    if let Ok(ev) = tokio::time::timeout(Duration::from_millis(500), sub.next_event()).await {
+        panic!("unexpected event after the live message: {ev:?}");
+    }
+    if logs_subscribes {
+        assert!(
+            !b.log().contains("Received SUBSCRIBE from kept"),
+            "the client subscribed again; broker log:\n{}",
+            b.log()
+        );
+    }
+    sub.disconnect().await.unwrap();
+}

@@ -161,6 +161,38 @@ impl Broker {
         self.kill();
         self.spawn();
     }
+
+    /// Stops the broker with SIGTERM, as an init system would, and waits (bounded) for it
+    /// to exit: mosquitto writes its persistence store on the way out. Killed if it is still
+    /// running after 10 s (and the test fails).
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        let exited = sent
+            && wait_until(Duration::from_secs(10), || {
+                matches!(c.try_wait(), Ok(Some(_)))
+            });
+        if !exited {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!(
+                "the broker did not stop on SIGTERM within 10 s; its log:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// Stops the broker gracefully ([`Broker::stop`]) and starts it again on the same ports.
+    pub fn restart_graceful(&mut self) {
+        self.stop();
+        self.spawn();
+    }
 }
 
 impl Drop for Broker {
