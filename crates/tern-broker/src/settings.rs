@@ -117,6 +117,56 @@ pub fn core_config(c: &Config) -> CoreConfig {
     }
 }
 
+/// A warning for each limit configured above the cap tern keeps (so memory stays bounded),
+/// instead of lowering it silently.
+pub fn cap_warnings(c: &Config) -> Vec<String> {
+    let mut w = Vec::new();
+    let mut check = |name: &str, value: Option<u64>, cap: u64, per: &str| {
+        if let Some(v) = value.filter(|v| *v > cap) {
+            w.push(format!(
+                "{name} {v} is more than tern allows ({cap}{per}); {cap} is used. Lower it in the configuration to silence this warning"
+            ));
+        }
+    };
+    check(
+        "max_inflight_messages",
+        c.max_inflight_messages.get().map(u64::from),
+        u64::from(caps::INFLIGHT),
+        "",
+    );
+    check(
+        "max_queued_messages",
+        c.max_queued_messages.get().map(u64::from),
+        u64::from(caps::QUEUED_MESSAGES),
+        " per session",
+    );
+    check(
+        "max_queued_bytes",
+        c.max_queued_bytes.get(),
+        caps::QUEUED_BYTES,
+        " bytes per session",
+    );
+    check(
+        "message_size_limit",
+        c.message_size_limit.get().map(u64::from),
+        u64::from(caps::MESSAGE_SIZE),
+        " bytes",
+    );
+    check(
+        "max_packet_size",
+        c.max_packet_size.get().map(u64::from),
+        u64::from(caps::PACKET_SIZE),
+        " bytes",
+    );
+    check(
+        "memory_limit",
+        c.memory_limit.get(),
+        caps::MEMORY,
+        " bytes of queued messages",
+    );
+    w
+}
+
 fn at(l: &Listener) -> String {
     l.origin.to_string()
 }
@@ -209,6 +259,7 @@ pub fn build_for_reload(c: &Config, cli_ports: &[u16]) -> Result<Built, Settings
 
 fn build_with(c: &Config, cli_ports: &[u16], with_tls: bool) -> Result<Built, SettingsError> {
     let mut warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    warnings.extend(cap_warnings(c));
     let core = core_config(c);
     let mut loaded = Loaded::default();
     let mut listeners = Vec::new();
@@ -456,4 +507,57 @@ fn local_only(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_conf::conf::FsLoader;
+
+    fn config(text: &str) -> Config {
+        Config::parse_str(std::path::Path::new("t.conf"), text, &FsLoader).expect("parses")
+    }
+
+    #[test]
+    fn unlimited_means_tern_s_caps_and_explicit_values_are_kept() {
+        let c = core_config(&config(
+            "max_inflight_messages 0\nmax_queued_messages 0\nmax_queued_bytes 0\nmemory_limit 0\n",
+        ));
+        assert_eq!(c.max_inflight_messages, caps::INFLIGHT);
+        assert_eq!(c.max_queued_messages, caps::QUEUED_MESSAGES as usize);
+        assert_eq!(c.max_queued_bytes, caps::QUEUED_BYTES as usize);
+        assert_eq!(c.memory_limit, caps::MEMORY as usize);
+        assert_eq!(c.max_packet_size, caps::PACKET_SIZE, "unset");
+        let c = core_config(&config(
+            "max_inflight_messages 7\nmax_queued_messages 9\nmax_queued_bytes 1000\nmax_packet_size 2048\n",
+        ));
+        assert_eq!(
+            (
+                c.max_inflight_messages,
+                c.max_queued_messages,
+                c.max_queued_bytes,
+                c.max_packet_size
+            ),
+            (7, 9, 1000, 2048)
+        );
+    }
+
+    #[test]
+    fn values_above_a_cap_are_lowered_with_a_warning() {
+        let c =
+            config("max_queued_bytes 100000000\nmax_packet_size 20000000\nmax_queued_messages 5\n");
+        assert_eq!(
+            core_config(&c).max_queued_bytes,
+            caps::QUEUED_BYTES as usize
+        );
+        assert_eq!(core_config(&c).max_packet_size, caps::PACKET_SIZE);
+        let w = cap_warnings(&c);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("max_queued_bytes 100000000 is more than tern allows (67108864 bytes per session); 67108864 is used"), "{w:?}");
+        assert!(w[1].starts_with("max_packet_size 20000000"), "{w:?}");
+        assert!(
+            cap_warnings(&config("max_queued_bytes 0\n")).is_empty(),
+            "unlimited is not a mistake"
+        );
+    }
 }
