@@ -154,3 +154,58 @@ fn refuses_non_loopback_and_short_payloads() {
     assert_eq!(code, Some(1));
     assert!(err.contains("--payload"), "{err}");
 }
+
+/// `--persistent-subscribers`: the subscribers' sessions outlive the run (so a broker with
+/// `persistence true` stores what it queues for them), and QoS 1 still loses nothing.
+#[test]
+fn persistent_subscribers_keep_their_sessions() {
+    let broker = Broker::with_config(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\nsys_interval 1\n",
+    );
+    let pid = broker.child.id();
+    let v = bench(
+        broker.port,
+        &[
+            "pairs",
+            "--messages",
+            "500",
+            "-q",
+            "1",
+            "--persistent-subscribers",
+        ],
+        pid,
+    );
+    assert_eq!(v["persistent_subscribers"], true, "{v}");
+    assert_eq!(num(&v, "lost"), 0.0, "{v}");
+    assert_eq!(num(&v, "received"), 2000.0, "{v}");
+    // The 4 subscribers' sessions are still there, offline (the publishers' clean sessions
+    // are not; the reading client is connected, so not counted).
+    let port = broker.port.to_string();
+    let offline = || {
+        let (_, out, _) = run(
+            Command::new(TERN).args([
+                "sub",
+                "-p",
+                &port,
+                "-t",
+                "$SYS/broker/clients/disconnected",
+                "-C",
+                "1",
+                "-W",
+                "5",
+            ]),
+            Duration::from_secs(10),
+        );
+        out.trim().to_owned()
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = offline();
+    while seen != "4" && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+        seen = offline();
+    }
+    assert_eq!(
+        seen, "4",
+        "persistent subscriber sessions kept after the run"
+    );
+}

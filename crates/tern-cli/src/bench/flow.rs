@@ -61,6 +61,8 @@ pub struct FlowSpec {
     pub drain: Duration,
     /// Topic prefix, unique per run.
     pub prefix: String,
+    /// Subscribers connect with a session the broker keeps (and may persist).
+    pub persistent_subscribers: bool,
 }
 
 /// What a run measured.
@@ -249,7 +251,11 @@ pub async fn run(
     // Subscribers first, so nothing published is missed.
     let t0 = Instant::now();
     let sub_ids = (0..n_sub).map(|i| format!("{id_prefix}-s{i}")).collect();
-    let mut subs = connect_many(target, sub_ids, in_cap, 4096).await?;
+    let sub_target = Target {
+        clean_start: !spec.persistent_subscribers,
+        ..target.clone()
+    };
+    let mut subs = connect_many(&sub_target, sub_ids, in_cap, 4096).await?;
     for (i, conn) in subs.iter_mut().enumerate() {
         net::subscribe(conn, &spec.shape.filter(&spec.prefix, i), spec.qos).await?;
     }

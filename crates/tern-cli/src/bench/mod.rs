@@ -103,6 +103,10 @@ pub struct BenchArgs {
     /// Longest wait in seconds for messages still on their way after publishing stops.
     #[arg(long, default_value_t = 5.0)]
     pub drain: f64,
+    /// Subscribers keep a session (3.1.1 clean session 0; 5.0 clean start 0 and a session
+    /// expiry), so a broker with `persistence true` stores what it queues for them.
+    #[arg(long)]
+    pub persistent_subscribers: bool,
     /// MQTT version.
     #[arg(long = "mqtt", value_enum, default_value = "3.1.1")]
     pub mqtt: MqttVersion,
@@ -148,6 +152,7 @@ pub struct Report {
     pub payload: usize,
     pub window: u32,
     pub rate: f64,
+    pub persistent_subscribers: bool,
     pub publishers: Option<usize>,
     pub subscribers: Option<usize>,
     pub connect_s: Option<f64>,
@@ -382,6 +387,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         version,
         keep_alive: KEEP_ALIVE_S,
         abortive_close: false,
+        clean_start: true,
     };
     let qos = match args.qos {
         0 => QoS::AtMostOnce,
@@ -404,6 +410,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         payload: args.payload,
         window,
         rate: args.rate,
+        persistent_subscribers: args.persistent_subscribers,
         ..Report::default()
     };
 
@@ -443,6 +450,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
                     window,
                     drain,
                     prefix: format!("tern-bench/{run_id}"),
+                    persistent_subscribers: args.persistent_subscribers,
                 };
                 run_flow(&spec, &target, &run_id, &probe, &mut report).await
             }

@@ -79,6 +79,8 @@ pub struct Target {
     pub keep_alive: u16,
     /// Close with RST (no TIME_WAIT), for connection-rate runs that would run out of ports.
     pub abortive_close: bool,
+    /// false: ask the broker to keep the session (5.0: for 5 minutes after the connection).
+    pub clean_start: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -288,6 +290,10 @@ pub async fn connect(
         let mut conn = Conn::new(stream, t.version, in_cap, out_cap);
         let mut c = Connect::new(t.version, client_id);
         c.keep_alive = t.keep_alive;
+        c.clean_start = t.clean_start;
+        if !t.clean_start && t.version.is_v5() {
+            c.properties.session_expiry_interval = Some(300);
+        }
         if t.version.is_v5() {
             // Tell the broker how large a packet we read, so it never sends a larger one.
             c.properties.maximum_packet_size = Some(max_packet(&conn));
