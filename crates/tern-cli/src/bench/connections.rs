@@ -73,6 +73,19 @@ pub async fn run_idle(
             Err(e) => fail(&mut r, format!("connect task: {e}")),
         }
     }
+    hold(spec, t0, held, r, after_open, on_end).await
+}
+
+/// After opening: records the time and count, lets the broker settle, then holds the
+/// connections for `spec.hold` between `after_open` and `on_end`.
+async fn hold<C>(
+    spec: &ConnSpec,
+    t0: Instant,
+    held: Vec<C>,
+    mut r: ConnResult,
+    after_open: impl FnOnce(),
+    on_end: impl FnOnce(),
+) -> ConnResult {
     r.open_s = t0.elapsed().as_secs_f64();
     r.connected = held.len();
     // Let the broker finish its per-connection work before reading its memory.
@@ -115,14 +128,7 @@ async fn run_idle_plain(
         }
     };
     r.requested = spec.count;
-    r.open_s = t0.elapsed().as_secs_f64();
-    r.connected = held.len();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    after_open();
-    tokio::time::sleep(spec.hold).await;
-    on_end();
-    drop(held);
-    r
+    hold(spec, t0, held, r, after_open, on_end).await
 }
 
 /// The blocking half of [`run_idle_plain`]: the open connections and the failures.
