@@ -409,8 +409,14 @@ fn persistence_sync_false_restores_what_was_saved_at_sigterm() {
     assert!(log.contains("persistence store saved"), "{log}");
 
     let b = start(store.path(), extra);
-    let (mut s, present) = connect(b.port, "lazy-sub", false, None);
-    assert!(present);
+    assert_restored(&b, "lazy", 100);
+}
+
+/// After a restart: `{name}-sub`'s session is back with messages 1..=n in order, and the
+/// retained `{name}/n` holds n.
+fn assert_restored(b: &Broker, name: &str, n: u16) {
+    let (mut s, present) = connect(b.port, &format!("{name}-sub"), false, None);
+    assert!(present, "the session was saved");
     let got = receive_all(
         &mut s,
         false,
@@ -421,16 +427,19 @@ fn persistence_sync_false_restores_what_was_saved_at_sigterm() {
         .iter()
         .map(|(_, p, _)| std::str::from_utf8(p).unwrap().parse().unwrap())
         .collect();
-    assert_eq!(numbers, (1..=100).collect::<Vec<_>>());
-    let (mut n, _) = connect(b.port, "lazy-new", true, None);
-    subscribe(&mut n, "lazy/n", false);
+    assert_eq!(numbers, (1..=n).collect::<Vec<_>>());
+    let (mut c, _) = connect(b.port, &format!("{name}-new"), true, None);
+    subscribe(&mut c, &format!("{name}/n"), false);
     let r = receive_all(
-        &mut n,
+        &mut c,
         false,
         Duration::from_secs(1),
         Duration::from_secs(5),
     );
-    assert_eq!(r, vec![("lazy/n".to_owned(), b"100".to_vec(), true)]);
+    assert_eq!(
+        r,
+        vec![(format!("{name}/n"), n.to_string().into_bytes(), true)]
+    );
 }
 
 #[test]
@@ -613,28 +622,7 @@ fn autosave_interval_makes_messages_durable_without_sync() {
     stop(b, "KILL");
 
     let b = start(store.path(), extra);
-    let (mut s, present) = connect(b.port, "auto-sub", false, None);
-    assert!(present, "the session was autosaved");
-    let got = receive_all(
-        &mut s,
-        false,
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-    );
-    let numbers: Vec<u16> = got
-        .iter()
-        .map(|(_, p, _)| std::str::from_utf8(p).unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(numbers, (1..=20).collect::<Vec<_>>());
-    let (mut n, _) = connect(b.port, "auto-new", true, None);
-    subscribe(&mut n, "auto/n", false);
-    let r = receive_all(
-        &mut n,
-        false,
-        Duration::from_secs(1),
-        Duration::from_secs(5),
-    );
-    assert_eq!(r, vec![("auto/n".to_owned(), b"20".to_vec(), true)]);
+    assert_restored(&b, "auto", 20);
 }
 
 /// `queue_qos0_messages` (issue #6): with `true`, QoS 0 messages published while a persistent
