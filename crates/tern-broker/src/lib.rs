@@ -952,9 +952,21 @@ async fn watch_tls_files(acceptors: Vec<Arc<tls::TlsAcceptor>>) {
 /// Reloads one TLS acceptor, logging the outcome.
 pub fn reload_one(a: &tls::TlsAcceptor) {
     match a.reload() {
-        Ok(warnings) => {
-            info!(certfile = %a.options.certfile.display(), "TLS certificate and key reloaded; new connections use them");
-            for w in warnings {
+        Ok(r) => {
+            if r.unchanged {
+                info!(
+                    "TLS files reloaded for listener {} (none had changed on disk): {}; new connections use them",
+                    a.name,
+                    r.files.join(", ")
+                );
+            } else {
+                info!(
+                    "TLS files reloaded for listener {}: {}; new connections use them",
+                    a.name,
+                    r.files.join(", ")
+                );
+            }
+            for w in r.warnings {
                 warn!("{w}");
             }
         }

@@ -171,6 +171,18 @@ fn at(l: &Listener) -> String {
     l.origin.to_string()
 }
 
+/// A listener as log lines name it: `8883`, `127.0.0.1:8883` or the socket path.
+fn listener_name(l: &Listener) -> String {
+    match &l.address {
+        ListenAddress::Tcp { port, host: None } => port.to_string(),
+        ListenAddress::Tcp {
+            port,
+            host: Some(h),
+        } => format!("{h}:{port}"),
+        ListenAddress::Unix(p) => p.display().to_string(),
+    }
+}
+
 fn unsupported(l: &Listener, what: &str) -> SettingsError {
     SettingsError::Unsupported {
         at: at(l),
@@ -284,21 +296,30 @@ fn build_with(c: &Config, cli_ports: &[u16], with_tls: bool) -> Result<Built, Se
         let mut settings = listener_settings(l, sec, protocol, &mut loaded, &mut warnings)?;
         let tls_options = tls_options(l, &mut warnings)?;
         if with_tls && let Some(o) = &tls_options {
-            let (acceptor, tls_warnings) = TlsAcceptor::new(o.clone()).map_err(|e| {
-                // A cipher name is wrong on its own line, not on the listener's.
-                let line = match &e {
-                    TlsError::UnknownCipher { option, .. } if *option == "ciphers" => {
-                        l.tls.ciphers_at.as_ref()
+            let (acceptor, tls_warnings) =
+                TlsAcceptor::new(o.clone(), listener_name(l)).map_err(|e| {
+                    // A cipher name is wrong on its own line, not on the listener's.
+                    let line = match &e {
+                        TlsError::UnknownCipher { option, .. } if *option == "ciphers" => {
+                            l.tls.ciphers_at.as_ref()
+                        }
+                        TlsError::UnknownCipher { .. } => l.tls.ciphers_tls13_at.as_ref(),
+                        _ => None,
+                    };
+                    SettingsError::Unsupported {
+                        at: line.map_or_else(|| at(l), ToString::to_string),
+                        what: e.to_string(),
                     }
-                    TlsError::UnknownCipher { .. } => l.tls.ciphers_tls13_at.as_ref(),
-                    _ => None,
-                };
-                SettingsError::Unsupported {
-                    at: line.map_or_else(|| at(l), ToString::to_string),
-                    what: e.to_string(),
-                }
-            })?;
-            warnings.extend(tls_warnings);
+                })?;
+            warnings.extend(tls_warnings.warnings);
+            if let Some(w) = tls_warnings.ciphers {
+                let line = l
+                    .tls
+                    .ciphers_at
+                    .as_ref()
+                    .map_or_else(|| at(l), ToString::to_string);
+                warnings.push(format!("{line}: {w}"));
+            }
             settings.tls = Some(Arc::new(acceptor));
         }
         for addr in bind_addresses(l)? {

@@ -346,10 +346,10 @@ fn capath_files(dir: &Path) -> Result<Vec<PathBuf>, TlsError> {
 /// a warning naming the `capath` files that hold no certificate. Mosquitto (OpenSSL) reads
 /// only the hash-named links `openssl rehash` makes; tern reads every file and skips keys,
 /// CRLs and notes, so a directory prepared for Mosquitto works unchanged.
-fn load_roots(o: &TlsOptions) -> Result<(Option<RootCertStore>, Vec<String>), TlsError> {
+fn load_roots(o: &TlsOptions) -> Result<(Option<RootCertStore>, Option<String>), TlsError> {
     let mut roots = RootCertStore::empty();
     let mut any = false;
-    let mut warnings = Vec::new();
+    let mut warning = None;
     let add = |roots: &mut RootCertStore, f: &Path, certs: Vec<CertificateDer<'static>>| {
         for c in certs {
             roots
@@ -387,16 +387,20 @@ fn load_roots(o: &TlsOptions) -> Result<(Option<RootCertStore>, Vec<String>), Tl
             ));
         }
         if !skipped.is_empty() {
-            warnings.push(format!(
+            warning = Some(format!(
                 "capath {}: skipped {} that hold no certificate ({}); only the certificates in it are trusted",
                 dir.display(),
-                if skipped.len() == 1 { "1 file".to_owned() } else { format!("{} files", skipped.len()) },
+                if skipped.len() == 1 {
+                    "1 file".to_owned()
+                } else {
+                    format!("{} files", skipped.len())
+                },
                 skipped.join(", ")
             ));
         }
         any = true;
     }
-    Ok((any.then_some(roots), warnings))
+    Ok((any.then_some(roots), warning))
 }
 
 fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
@@ -416,6 +420,12 @@ fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
 pub struct Loaded {
     pub config: ServerConfig,
     pub warnings: Vec<String>,
+    /// The `capath` files that hold no certificate, in a sentence (kept apart so that a
+    /// reload repeats it only when the set of files changes).
+    pub capath_warning: Option<String>,
+    /// `ciphers` offers no TLS 1.2 suite the certificate's key can sign for, in a sentence
+    /// without the option's FILE:LINE (the caller knows it).
+    pub ciphers_warning: Option<String>,
 }
 
 /// Builds a rustls `ServerConfig` from the options, reading every file. Keys are read first
@@ -444,13 +454,16 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
             ),
         ));
     }
-    let mut warnings =
+    let warnings =
         tern_pki::server_cert_warnings(&label, &chain, Some(&key), time::OffsetDateTime::now_utc());
 
     let mut suites = select(o.ciphers_tls13.as_deref(), "tls13", "ciphers_tls1.3")?;
-    if o.min_version == MinVersion::Tls12 {
-        suites.extend(select(o.ciphers.as_deref(), "tls12", "ciphers")?);
-    }
+    let tls12 = if o.min_version == MinVersion::Tls12 {
+        select(o.ciphers.as_deref(), "tls12", "ciphers")?
+    } else {
+        Vec::new()
+    };
+    suites.extend(tls12.iter().copied());
     let provider = Arc::new(CryptoProvider {
         cipher_suites: suites,
         ..rustls::crypto::ring::default_provider()
@@ -461,8 +474,7 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
     };
     let builder =
         ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
-    let (roots, capath_warnings) = load_roots(o)?;
-    warnings.extend(capath_warnings);
+    let (roots, capath_warning) = load_roots(o)?;
     let builder = match roots {
         Some(roots) => {
             let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -486,6 +498,7 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
     // pinning clients accept it — and the start-up warnings say how to reissue it.
     let signing_key = provider_key(&key)
         .map_err(|e| content(&o.keyfile, format!("the key cannot be used for TLS: {e}")))?;
+    let ciphers_warning = unusable_tls12_ciphers(o, &tls12, signing_key.algorithm());
     let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signing_key));
     let mut config = builder.with_cert_resolver(Arc::new(SingleCert(certified)));
     config.max_fragment_size = o.max_fragment_size;
@@ -494,7 +507,37 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
     if let Ok(t) = rustls::crypto::ring::Ticketer::new() {
         config.ticketer = t;
     }
-    Ok(Loaded { config, warnings })
+    Ok(Loaded {
+        config,
+        warnings,
+        capath_warning,
+        ciphers_warning,
+    })
+}
+
+/// A sentence when `ciphers` names TLS 1.2 suites, none of which the certificate's key can
+/// sign for (ECDHE-RSA suites only with an ECDSA certificate, or the reverse): every TLS 1.2
+/// client would then fail the handshake with "no cipher suite in common".
+fn unusable_tls12_ciphers(
+    o: &TlsOptions,
+    tls12: &[SupportedCipherSuite],
+    key: rustls::SignatureAlgorithm,
+) -> Option<String> {
+    o.ciphers.as_ref()?;
+    if tls12.is_empty() || tls12.iter().any(|s| s.usable_for_signature_algorithm(key)) {
+        return None;
+    }
+    let (kind, family, example) = match key {
+        rustls::SignatureAlgorithm::RSA => ("RSA", "ECDHE-RSA", "ECDHE-RSA-AES128-GCM-SHA256"),
+        rustls::SignatureAlgorithm::ED25519 => {
+            ("Ed25519", "ECDHE-ECDSA", "ECDHE-ECDSA-AES128-GCM-SHA256")
+        }
+        _ => ("ECDSA", "ECDHE-ECDSA", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    };
+    Some(format!(
+        "ciphers offers no TLS 1.2 suite for the {kind} key of the certificate {}, so no TLS 1.2 client can connect; add {family} suites to ciphers (e.g. {example}), remove the ciphers line, or serve a certificate whose key type matches the suites",
+        o.certfile.display()
+    ))
 }
 
 fn provider_key(
@@ -518,52 +561,117 @@ impl rustls::server::ResolvesServerCert for SingleCert {
     }
 }
 
+/// One file a listener uses, with the option that names it and its modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    option: &'static str,
+    /// The path the log names: the file, or the `capath` directory for its files.
+    shown: PathBuf,
+    path: PathBuf,
+    modified: Option<SystemTime>,
+}
+
 /// Modification times of the files a listener uses (for reload on change): the files, and
 /// for `capath` the directory itself (entries added, removed or renamed) and each file in it.
-fn stamp(o: &TlsOptions) -> Vec<Option<SystemTime>> {
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut out: Vec<Option<SystemTime>> = [
-        Some(&o.certfile),
-        Some(&o.keyfile),
-        o.cafile.as_ref(),
-        o.crlfile.as_ref(),
+fn stamp(o: &TlsOptions) -> Vec<Stamp> {
+    let at = |option: &'static str, shown: &Path, path: &Path| Stamp {
+        option,
+        shown: shown.to_path_buf(),
+        path: path.to_path_buf(),
+        modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+    };
+    let mut out: Vec<Stamp> = [
+        ("certfile", Some(&o.certfile)),
+        ("keyfile", Some(&o.keyfile)),
+        ("cafile", o.cafile.as_ref()),
+        ("crlfile", o.crlfile.as_ref()),
     ]
     .into_iter()
-    .flatten()
-    .map(|p| mtime(p))
+    .filter_map(|(option, p)| p.map(|p| at(option, p, p)))
     .collect();
     if let Some(dir) = &o.capath {
-        out.push(mtime(dir));
+        out.push(at("capath", dir, dir));
         out.extend(
             capath_files(dir)
                 .unwrap_or_default()
                 .iter()
-                .map(|p| mtime(p)),
+                .map(|p| at("capath", dir, p)),
         );
     }
     out
+}
+
+/// The options and files (`crlfile /etc/tern/ca.crl`) whose entries differ between two
+/// stamps: changed, added or removed files. Each option is named once.
+fn changed(old: &[Stamp], new: &[Stamp]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let differs = |a: &Stamp, other: &[Stamp]| !other.iter().any(|b| b == a);
+    for s in new
+        .iter()
+        .filter(|s| differs(s, old))
+        .chain(old.iter().filter(|s| differs(s, new)))
+    {
+        let named = format!("{} {}", s.option, s.shown.display());
+        if !out.contains(&named) {
+            out.push(named);
+        }
+    }
+    out
+}
+
+/// What a reload did, for the log.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The options and files that changed on disk since the last load
+    /// (`crlfile /etc/tern/ca.crl`); every file when none did (a SIGHUP re-reads them all).
+    pub files: Vec<String>,
+    /// True when `files` lists every file because none had changed.
+    pub unchanged: bool,
+    pub warnings: Vec<String>,
 }
 
 /// A listener's TLS acceptor whose configuration can be swapped while it serves.
 #[derive(Debug)]
 pub struct TlsAcceptor {
     pub options: TlsOptions,
+    /// The listener, for log lines (`8883`, `127.0.0.1:8883`).
+    pub name: String,
     current: Mutex<Arc<ServerConfig>>,
-    files: Mutex<Vec<Option<SystemTime>>>,
+    files: Mutex<Vec<Stamp>>,
+    /// The last `capath` warning logged, so that a reload does not repeat it.
+    capath_warned: Mutex<Option<String>>,
+}
+
+/// Start-up warnings of a TLS listener.
+#[derive(Debug, Default)]
+pub struct StartWarnings {
+    pub warnings: Vec<String>,
+    /// See [`Loaded::ciphers_warning`].
+    pub ciphers: Option<String>,
 }
 
 impl TlsAcceptor {
     /// Loads the files; returns the acceptor and its start-up warnings.
-    pub fn new(options: TlsOptions) -> Result<(TlsAcceptor, Vec<String>), TlsError> {
+    pub fn new(
+        options: TlsOptions,
+        name: String,
+    ) -> Result<(TlsAcceptor, StartWarnings), TlsError> {
         let loaded = build(&options)?;
         let files = stamp(&options);
+        let mut warnings = loaded.warnings;
+        warnings.extend(loaded.capath_warning.clone());
         Ok((
             TlsAcceptor {
                 options,
+                name,
                 current: Mutex::new(Arc::new(loaded.config)),
                 files: Mutex::new(files),
+                capath_warned: Mutex::new(loaded.capath_warning),
             },
-            loaded.warnings,
+            StartWarnings {
+                warnings,
+                ciphers: loaded.ciphers_warning,
+            },
         ))
     }
 
@@ -576,12 +684,38 @@ impl TlsAcceptor {
     }
 
     /// Re-reads the files. On error the old configuration stays in service and the error is
-    /// returned for the log. Existing connections are not touched.
-    pub fn reload(&self) -> Result<Vec<String>, TlsError> {
-        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = stamp(&self.options);
+    /// returned for the log. Existing connections are not touched. The `capath` warning is
+    /// returned only when its set of skipped files differs from the last one warned about.
+    pub fn reload(&self) -> Result<Reloaded, TlsError> {
+        let new = stamp(&self.options);
+        let old = std::mem::replace(
+            &mut *self.files.lock().unwrap_or_else(|e| e.into_inner()),
+            new.clone(),
+        );
+        let mut files = changed(&old, &new);
+        let unchanged = files.is_empty();
+        if unchanged {
+            for s in &new {
+                let named = format!("{} {}", s.option, s.shown.display());
+                if !files.contains(&named) {
+                    files.push(named);
+                }
+            }
+        }
         let loaded = build(&self.options)?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded.config);
-        Ok(loaded.warnings)
+        let mut warnings = loaded.warnings;
+        warnings.extend(loaded.ciphers_warning);
+        let mut warned = self.capath_warned.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.capath_warning != *warned {
+            warnings.extend(loaded.capath_warning.clone());
+            *warned = loaded.capath_warning;
+        }
+        Ok(Reloaded {
+            files,
+            unchanged,
+            warnings,
+        })
     }
 
     /// True when a file changed on disk since the last (re)load.

@@ -1,10 +1,47 @@
 //! Logging set-up for every subcommand: `tracing`, level from the command line, the
-//! configuration file (`log_type`, `log_dest`, `log_timestamp`) or `RUST_LOG`.
+//! configuration file (`log_type`, `log_dest`, `log_timestamp`, `log_timestamp_format`) or
+//! `RUST_LOG`.
 
 use std::path::PathBuf;
 
+use chrono::format::{Item, StrftimeItems};
 use tern_conf::conf::{Config, LogDest, LogType};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
+
+/// Timestamps in a strftime format (`log_timestamp_format`), local time as in Mosquitto.
+struct Strftime(Vec<Item<'static>>);
+
+impl FormatTime for Strftime {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        write!(
+            w,
+            "{}",
+            chrono::Local::now().format_with_items(self.0.iter())
+        )
+    }
+}
+
+/// The parsed `log_timestamp_format`, or a warning naming its FILE:LINE when it holds a
+/// specifier tern cannot print.
+fn timestamp_format(config: &Config) -> Result<Option<Strftime>, String> {
+    let Some(format) = &config.log_timestamp_format else {
+        return Ok(None);
+    };
+    match StrftimeItems::new(format).parse_to_owned() {
+        Ok(items) => Ok(Some(Strftime(items))),
+        Err(_) => {
+            let at = config.log_timestamp_format_at.as_ref().map_or_else(
+                || "log_timestamp_format".to_owned(),
+                |l| format!("{l}: log_timestamp_format"),
+            );
+            Err(format!(
+                "{at}: '{format}' holds a strftime specifier tern does not know, so log lines use the default timestamp; use the usual ones such as %Y-%m-%dT%H:%M:%S"
+            ))
+        }
+    }
+}
 
 /// Where log lines go.
 #[derive(Debug, Clone)]
@@ -50,16 +87,32 @@ pub fn init_broker(config: &Config, verbose: bool, quiet: bool) -> Vec<String> {
     if dests.is_empty() && !config.log_dest.is_empty() {
         dests.push(Dest::Stderr);
     }
+    let format = timestamp_format(config).unwrap_or_else(|w| {
+        warnings.push(w);
+        None
+    });
+    let timestamps = if config.log_timestamp {
+        Timestamps::Default(format)
+    } else {
+        Timestamps::None
+    };
     if config.log_dest.is_empty() {
         // log_dest none
-        init_with("off", &[], config.log_timestamp);
+        init_with("off", &[], timestamps);
     } else {
-        init_with(level, &dests, config.log_timestamp);
+        init_with(level, &dests, timestamps);
     }
     warnings
 }
 
-fn init_with(default: &str, dests: &[Dest], timestamps: bool) {
+/// What starts each log line.
+enum Timestamps {
+    None,
+    /// tracing's own (RFC 3339, UTC), or `log_timestamp_format`.
+    Default(Option<Strftime>),
+}
+
+fn init_with(default: &str, dests: &[Dest], timestamps: Timestamps) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // rustls logs every odd client (an IP address sent as SNI, ...) at warn: one
         // line per connection would flood the log, and tern logs each failed handshake
@@ -107,9 +160,9 @@ fn init_with(default: &str, dests: &[Dest], timestamps: bool) {
         .with_ansi(ansi)
         .with_writer(writer)
         .with_target(false);
-    let _ = if timestamps {
-        builder.try_init()
-    } else {
-        builder.without_time().try_init()
+    let _ = match timestamps {
+        Timestamps::Default(None) => builder.try_init(),
+        Timestamps::Default(Some(format)) => builder.with_timer(format).try_init(),
+        Timestamps::None => builder.without_time().try_init(),
     };
 }

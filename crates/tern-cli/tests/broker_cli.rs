@@ -365,6 +365,38 @@ fn log_timestamp_false_prints_lines_without_a_timestamp() {
     assert!(line.trim_start().starts_with("INFO"), "{line}");
 }
 
+/// `log_timestamp_format` starts each line with the time in that format (here
+/// `2026/11/25 06:45:01 INFO ...`); a specifier tern does not know is a warning at its line.
+#[test]
+fn log_timestamp_format_shapes_the_timestamp_of_log_lines() {
+    let config = format!("log_timestamp_format %Y/%m/%d %H:%M:%S\n{LISTENER}");
+    let b = Broker::start_with_log(&[], Some(&config), None);
+    let text = reload_and_wait(&b, || b.log());
+    let line = line_with(&text, "configuration reloaded");
+    let shape: String = line
+        .trim_start()
+        .chars()
+        .take(20)
+        .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+        .collect();
+    assert_eq!(shape, "dddd/dd/dd dd:dd:dd ", "{line}");
+    assert!(
+        line.trim_start()[20..].trim_start().starts_with("INFO"),
+        "{line}"
+    );
+
+    let config = format!("{LISTENER}log_timestamp_format %Y %Q\n");
+    let bad = Broker::start_with_log(&[], Some(&config), None);
+    let text = reload_and_wait(&bad, || bad.log());
+    let warning = format!(
+        "tern: warning: {}:3: log_timestamp_format: '%Y %Q' holds a strftime specifier tern does not know, so log lines use the default timestamp; use the usual ones such as %Y-%m-%dT%H:%M:%S",
+        bad.path("tern.conf").display()
+    );
+    assert!(text.contains(&warning), "{text}");
+    let line = line_with(&text, "configuration reloaded");
+    assert!(starts_with_date(line), "the default timestamp: {line}");
+}
+
 #[test]
 fn dash_v_logs_debug_lines_the_default_does_not() {
     for verbose in [false, true] {

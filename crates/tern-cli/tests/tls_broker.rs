@@ -1393,7 +1393,8 @@ fn refused_tls12_client_on_a_tls13_listener() {
 
 /// TLS 1.2 with a cipher the listener does not offer: `ciphers` limits TLS 1.2 to one
 /// ECDSA suite and the client asks for another; and a listener whose `ciphers` lists only an
-/// RSA suite while its certificate has an ECDSA key can serve no TLS 1.2 client at all.
+/// RSA suite while its certificate has an ECDSA key can serve no TLS 1.2 client at all, which
+/// start-up warns about at the ciphers line (the matching one-suite listener gets no warning).
 #[test]
 fn refused_tls12_client_whose_ciphers_the_listener_does_not_offer() {
     let pki = Pki::new();
@@ -1409,6 +1410,24 @@ fn refused_tls12_client_whose_ciphers_the_listener_does_not_offer() {
     ));
     let ca_path = pki.ca();
     let ca = s(&ca_path);
+    // allow_anonymous, then five lines per listener: rsa_only's ciphers is line 11.
+    let warning = format!(
+        "tern: warning: {}:11: ciphers offers no TLS 1.2 suite for the ECDSA key of the certificate {}, so no TLS 1.2 client can connect; add ECDHE-ECDSA suites to ciphers (e.g. ECDHE-ECDSA-AES128-GCM-SHA256), remove the ciphers line, or serve a certificate whose key type matches the suites",
+        s(&b.path("tern.conf")),
+        s(&pki.path("server.crt"))
+    );
+    assert_eq!(
+        count(&b.log(), &warning),
+        1,
+        "one start-up warning, for the RSA-only listener:\n{}",
+        b.log()
+    );
+    assert_eq!(
+        count(&b.log(), "ciphers offers no TLS 1.2 suite"),
+        1,
+        "no warning for the listener whose suite matches its key:\n{}",
+        b.log()
+    );
     let needle = "TLS handshake failed: no cipher suite in common with the client (check ciphers / ciphers_tls1.3";
     for (port, cipher) in [
         (one_suite, "ECDHE-ECDSA-AES256-GCM-SHA384"),
@@ -1739,6 +1758,32 @@ fn capath_made_with_openssl_rehash_trusts_its_ca_and_picks_up_new_ones() {
         "a CA added to capath was not trusted within 8 s; log:\n{}",
         info_lines(&b.log())
     );
+    // The reload names capath and does not repeat the warning about the same skipped files...
+    assert!(
+        b.log().contains(&format!(
+            "TLS files reloaded for listener 127.0.0.1:{port}: capath {}; new connections use them",
+            s(&capath)
+        )),
+        "{}",
+        info_lines(&b.log())
+    );
+    assert_eq!(
+        count(&b.log(), "that hold no certificate"),
+        1,
+        "the same skipped files were warned about again:\n{}",
+        info_lines(&b.log())
+    );
+    // ...but warns when another file that is not a certificate appears.
+    std::fs::write(capath.join("NOTES"), "more notes\n").unwrap();
+    let again = format!(
+        "capath {}: skipped 3 files that hold no certificate (NOTES, README, ca.key); only the certificates in it are trusted",
+        s(&capath)
+    );
+    assert!(
+        b.wait_log(&again, Duration::from_secs(8)),
+        "{}",
+        info_lines(&b.log())
+    );
 }
 
 /// `tern pki revoke` while the broker runs: new connections with the revoked certificate are
@@ -1817,6 +1862,11 @@ fn revocation_applies_to_new_connections_without_a_signal() {
         &b,
         "TLS handshake failed: the client certificate is revoked (crlfile)",
     );
+    let reloaded = format!(
+        "TLS files reloaded for listener 127.0.0.1:{port}: crlfile {}; new connections use them",
+        s(&crl)
+    );
+    assert!(b.log().contains(&reloaded), "{}", info_lines(&b.log()));
     // The connection made before stays: it receives what kept-device publishes.
     let r = mosq_pub(
         "localhost",
@@ -2097,12 +2147,13 @@ fn sighup_serves_the_new_certificate_and_keeps_connected_clients() {
         "{}",
         b.log()
     );
-    assert!(
-        b.log()
-            .contains("TLS certificate and key reloaded; new connections use them"),
-        "{}",
-        b.log()
+    let reloaded = format!(
+        "TLS files reloaded for listener 127.0.0.1:{port} (none had changed on disk): certfile {}, keyfile {}, cafile {}; new connections use them",
+        s(&pki.path("server.crt")),
+        s(&pki.path("server.key")),
+        s(&pki.ca())
     );
+    assert!(b.log().contains(&reloaded), "{}", b.log());
     assert_eq!(served_serial(pki.dir.path(), port, &pki.ca()), new);
     still_receives(&mut c, port, &pki, "after SIGHUP");
 }
@@ -2123,11 +2174,19 @@ fn changed_files_are_picked_up_without_a_signal() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(served, new, "not picked up within 6 s; log:\n{}", b.log());
+    // The watcher may see the new certificate and the new key in one turn or in two.
+    let prefix = format!("TLS files reloaded for listener 127.0.0.1:{port}: ");
+    let certfile = format!("certfile {}", s(&pki.path("server.crt")));
+    let keyfile = format!("keyfile {}", s(&pki.path("server.key")));
+    let log = b.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&prefix)).collect();
     assert!(
-        b.log()
-            .contains("TLS certificate and key reloaded; new connections use them"),
-        "{}",
-        b.log()
+        lines.iter().any(|l| l.contains(&certfile)) && lines.iter().any(|l| l.contains(&keyfile)),
+        "the reload should name the certificate and the key:\n{log}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("cafile")),
+        "the CA file did not change:\n{log}"
     );
     still_receives(&mut c, port, &pki, "after the files changed");
 }
@@ -2150,7 +2209,7 @@ fn bad_new_key_keeps_the_old_certificate_and_says_why() {
             "the log should say the old files stay in service: {line}"
         );
     }
-    assert!(!log.contains("TLS certificate and key reloaded"), "{log}");
+    assert!(!log.contains("TLS files reloaded"), "{log}");
     assert_eq!(served_serial(pki.dir.path(), port, &pki.ca()), old);
     still_receives(&mut c, port, &pki, "old certificate still in service");
 }
@@ -2216,7 +2275,7 @@ fn mismatched_new_key_keeps_the_old_certificate_and_says_why() {
     assert_eq!(served_serial(pki.dir.path(), port, &pki.ca()), old);
     let log = b.log();
     assert!(
-        !log.contains("TLS certificate and key reloaded"),
+        !log.contains("TLS files reloaded"),
         "a mismatched pair was put in service:\n{log}"
     );
     still_receives(&mut c, port, &pki, "old pair still in service");

@@ -944,6 +944,8 @@ pub struct Config {
     pub log_timestamp: bool,
     /// `log_timestamp_format` (strftime).
     pub log_timestamp_format: Option<String>,
+    /// Where `log_timestamp_format` was given (for errors in its format).
+    pub log_timestamp_format_at: Option<Location>,
     /// `log_type` (default error, warning, notice, information). `none` gives an empty list.
     pub log_type: Vec<LogType>,
     /// `max_inflight_bytes` (default 0: unlimited).
@@ -1044,6 +1046,7 @@ impl Default for Config {
             log_facility: None,
             log_timestamp: true,
             log_timestamp_format: None,
+            log_timestamp_format_at: None,
             log_type: vec![
                 LogType::Error,
                 LogType::Warning,
@@ -1826,6 +1829,7 @@ impl<'a> Parser<'a> {
             "log_timestamp_format" => {
                 self.once(line, "global")?;
                 self.config.log_timestamp_format = Some(line.text("<strftime format>")?);
+                self.config.log_timestamp_format_at = Some(line.loc());
             }
             "log_type" => self.log_type(line)?,
             "max_inflight_bytes" => {
