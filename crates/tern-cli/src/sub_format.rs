@@ -337,7 +337,8 @@ enum J {
     Num(i64),
     Str(Vec<u8>),
     Raw(Vec<u8>),
-    Obj(Vec<(String, J)>),
+    Arr(Vec<J>),
+    Obj(Vec<(Vec<u8>, J)>),
 }
 
 fn write_json(out: &mut Vec<u8>, v: &J, pretty: bool, depth: usize) {
@@ -345,6 +346,20 @@ fn write_json(out: &mut Vec<u8>, v: &J, pretty: bool, depth: usize) {
         J::Num(n) => out.extend_from_slice(n.to_string().as_bytes()),
         J::Str(s) => json_str(out, s),
         J::Raw(r) => out.extend_from_slice(r),
+        J::Arr(items) => {
+            // cJSON: "[a,b]", or "[a, b]" when formatted; items one level deeper.
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                write_json(out, v, pretty, depth + 1);
+                if i + 1 < items.len() {
+                    out.push(b',');
+                    if pretty {
+                        out.push(b' ');
+                    }
+                }
+            }
+            out.push(b']');
+        }
         J::Obj(fields) => {
             out.push(b'{');
             if pretty {
@@ -354,7 +369,7 @@ fn write_json(out: &mut Vec<u8>, v: &J, pretty: bool, depth: usize) {
                 if pretty {
                     pad(out, b'\t', depth + 1);
                 }
-                json_str(out, k.as_bytes());
+                json_str(out, k);
                 out.push(b':');
                 if pretty {
                     out.push(b'\t');
@@ -375,49 +390,243 @@ fn write_json(out: &mut Vec<u8>, v: &J, pretty: bool, depth: usize) {
     }
 }
 
-/// Removes insignificant whitespace from a JSON text; `None` when it is not plausibly JSON.
-fn minify_json(p: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(p).ok()?.trim();
-    if text.is_empty() {
+/// cJSON's nesting limit (CJSON_NESTING_LIMIT).
+const JSON_NESTING_LIMIT: usize = 1000;
+
+/// Parses a payload the way mosquitto_sub's `%J` does (cJSON 1.7 `cJSON_ParseWithOpts`
+/// with a NUL-terminated copy, then a check that the whole payload was used): `None`
+/// when mosquitto_sub would say the payload is not valid JSON. The value is printed again
+/// by [`write_json`], as cJSON re-prints it.
+fn parse_json_payload(p: &[u8]) -> Option<J> {
+    // A NUL byte ends the C string early, so the parse cannot reach the payload's end.
+    if p.contains(&0) {
         return None;
     }
-    let mut out = Vec::with_capacity(text.len());
-    let mut in_str = false;
-    let mut esc = false;
-    let mut depth: i64 = 0;
-    for &c in text.as_bytes() {
-        if in_str {
-            out.push(c);
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
-                esc = true;
-            } else if c == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' => {}
-            b'"' => {
-                in_str = true;
-                out.push(c);
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                out.push(c);
-            }
-            b'}' | b']' => {
-                depth -= 1;
-                if depth < 0 {
-                    return None;
-                }
-                out.push(c);
-            }
-            _ => out.push(c),
+    let mut r = JsonReader { s: p, i: 0 };
+    if r.s.starts_with(b"\xEF\xBB\xBF") {
+        r.i = 3;
+    }
+    r.ws();
+    let v = r.value(0)?;
+    r.ws();
+    (r.i == r.s.len()).then_some(v)
+}
+
+struct JsonReader<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonReader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    /// cJSON skips every byte up to and including space.
+    fn ws(&mut self) {
+        while self.peek().is_some_and(|c| c <= b' ') {
+            self.i += 1;
         }
     }
-    (!in_str && depth == 0).then_some(out)
+
+    fn value(&mut self, depth: usize) -> Option<J> {
+        let rest = &self.s[self.i..];
+        for lit in [&b"null"[..], b"false", b"true"] {
+            if rest.starts_with(lit) {
+                self.i += lit.len();
+                return Some(J::Raw(lit.to_vec()));
+            }
+        }
+        match self.peek()? {
+            b'"' => self.string().map(J::Str),
+            b'-' | b'0'..=b'9' => self.number(),
+            b'[' => self.array(depth),
+            b'{' => self.object(depth),
+            _ => None,
+        }
+    }
+
+    fn number(&mut self) -> Option<J> {
+        // cJSON copies at most 63 bytes of [0-9+-eE.] and lets strtod take what it can.
+        let run = self.s[self.i..]
+            .iter()
+            .take(63)
+            .take_while(|c| matches!(c, b'0'..=b'9' | b'+' | b'-' | b'e' | b'E' | b'.'))
+            .count();
+        let text = std::str::from_utf8(&self.s[self.i..self.i + run]).ok()?;
+        let (used, d) = (1..=run)
+            .rev()
+            .find_map(|n| text[..n].parse::<f64>().ok().map(|d| (n, d)))?;
+        self.i += used;
+        Some(J::Raw(cjson_number(d).into_bytes()))
+    }
+
+    fn string(&mut self) -> Option<Vec<u8>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            let c = self.peek()?;
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let e = self.peek()?;
+                    self.i += 1;
+                    match e {
+                        b'b' => out.push(0x08),
+                        b'f' => out.push(0x0C),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'"' | b'\\' | b'/' => out.push(e),
+                        b'u' => {
+                            let ch = self.utf16_escape()?;
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => return None,
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        // cJSON keeps C strings: a \u0000 ends the text.
+        if let Some(end) = out.iter().position(|&b| b == 0) {
+            out.truncate(end);
+        }
+        Some(out)
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let h = self.s.get(self.i..self.i + 4)?;
+        let v = u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        self.i += 4;
+        Some(v)
+    }
+
+    /// After `\u`: one code point, from a surrogate pair when needed.
+    fn utf16_escape(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        match first {
+            0xDC00..=0xDFFF => None,
+            0xD800..=0xDBFF => {
+                if self.s.get(self.i..self.i + 2)? != b"\\u" {
+                    return None;
+                }
+                self.i += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return None;
+                }
+                char::from_u32(0x10000 + (((first & 0x3FF) << 10) | (second & 0x3FF)))
+            }
+            c => char::from_u32(c),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<J> {
+        if depth >= JSON_NESTING_LIMIT {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        let mut items = Vec::new();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(J::Arr(items));
+        }
+        loop {
+            self.ws();
+            items.push(self.value(depth + 1)?);
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(J::Arr(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<J> {
+        if depth >= JSON_NESTING_LIMIT {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        let mut fields = Vec::new();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(J::Obj(fields));
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            let v = self.value(depth + 1)?;
+            fields.push((key, v));
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(J::Obj(fields));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A number as cJSON 1.7.15 (Debian 12's, which mosquitto_sub 2.0.11 uses) prints it:
+/// `%1.15g`, or `%1.17g` when 15 digits do not give the number back; `null` for what
+/// overflowed to infinity.
+fn cjson_number(d: f64) -> String {
+    if !d.is_finite() {
+        return "null".to_owned();
+    }
+    let short = c_format_g(d, 15);
+    let back: f64 = short.parse().unwrap_or(f64::NAN);
+    if (back - d).abs() <= back.abs().max(d.abs()) * f64::EPSILON {
+        short
+    } else {
+        c_format_g(d, 17)
+    }
+}
+
+/// C's `%1.{prec}g` for a finite number.
+fn c_format_g(d: f64, prec: usize) -> String {
+    let sci = format!("{:.*e}", prec - 1, d);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    let p = i64::try_from(prec).unwrap_or(17);
+    if exp < -4 || exp >= p {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mant), exp.unsigned_abs())
+    } else {
+        let decimals = usize::try_from(p - 1 - exp).unwrap_or(0);
+        strip(&format!("{d:.decimals$}"))
+    }
 }
 
 fn json(cfg: &OutputConfig, m: &Message, now: &Now, escaped: bool, out: &mut Vec<u8>) {
@@ -428,15 +637,15 @@ fn json(cfg: &OutputConfig, m: &Message, now: &Now, escaped: bool, out: &mut Vec
         now.local.format("%z")
     );
     let mut fields = vec![
-        ("tst".to_owned(), J::Str(tst.into_bytes())),
-        ("topic".to_owned(), J::Str(m.topic.clone().into_bytes())),
-        ("qos".to_owned(), J::Num(i64::from(m.qos.as_u8()))),
-        ("retain".to_owned(), J::Num(i64::from(m.retain))),
-        ("payloadlen".to_owned(), J::Num(m.payload.len() as i64)),
+        (b"tst".to_vec(), J::Str(tst.into_bytes())),
+        (b"topic".to_vec(), J::Str(m.topic.clone().into_bytes())),
+        (b"qos".to_vec(), J::Num(i64::from(m.qos.as_u8()))),
+        (b"retain".to_vec(), J::Num(i64::from(m.retain))),
+        (b"payloadlen".to_vec(), J::Num(m.payload.len() as i64)),
     ];
     if m.qos != QoS::AtMostOnce {
         fields.push((
-            "mid".to_owned(),
+            b"mid".to_vec(),
             J::Num(i64::from(m.packet_id.map_or(0, |p| p.get()))),
         ));
     }
@@ -444,35 +653,35 @@ fn json(cfg: &OutputConfig, m: &Message, now: &Now, escaped: bool, out: &mut Vec
     if !p.is_empty() {
         let mut props = Vec::new();
         if let Some(v) = p.payload_format_indicator {
-            props.push(("payload-format-indicator".to_owned(), J::Num(i64::from(v))));
+            props.push((b"payload-format-indicator".to_vec(), J::Num(i64::from(v))));
         }
         if let Some(v) = p.message_expiry_interval {
-            props.push(("message-expiry-interval".to_owned(), J::Num(i64::from(v))));
+            props.push((b"message-expiry-interval".to_vec(), J::Num(i64::from(v))));
         }
         if let Some(v) = &p.content_type {
-            props.push(("content-type".to_owned(), J::Str(v.clone().into_bytes())));
+            props.push((b"content-type".to_vec(), J::Str(v.clone().into_bytes())));
         }
         if let Some(v) = &p.response_topic {
-            props.push(("response-topic".to_owned(), J::Str(v.clone().into_bytes())));
+            props.push((b"response-topic".to_vec(), J::Str(v.clone().into_bytes())));
         }
         if let Some(v) = &p.correlation_data {
-            props.push(("correlation-data".to_owned(), J::Str(v.clone())));
+            props.push((b"correlation-data".to_vec(), J::Str(v.clone())));
         }
         for v in &p.subscription_identifiers {
-            props.push(("subscription-identifier".to_owned(), J::Num(i64::from(*v))));
+            props.push((b"subscription-identifier".to_vec(), J::Num(i64::from(*v))));
         }
         if let Some(v) = p.topic_alias {
-            props.push(("topic-alias".to_owned(), J::Num(i64::from(v))));
+            props.push((b"topic-alias".to_vec(), J::Num(i64::from(v))));
         }
         if !p.user_properties.is_empty() {
             let users = p
                 .user_properties
                 .iter()
-                .map(|(k, v)| (k.clone(), J::Str(v.clone().into_bytes())))
+                .map(|(k, v)| (k.clone().into_bytes(), J::Str(v.clone().into_bytes())))
                 .collect();
-            props.push(("user-properties".to_owned(), J::Obj(users)));
+            props.push((b"user-properties".to_vec(), J::Obj(users)));
         }
-        fields.push(("properties".to_owned(), J::Obj(props)));
+        fields.push((b"properties".to_vec(), J::Obj(props)));
     }
     let payload = if escaped {
         // mosquitto 2.0.11 (cJSON_CreateString on the payload as a C string): null for an
@@ -490,8 +699,8 @@ fn json(cfg: &OutputConfig, m: &Message, now: &Now, escaped: bool, out: &mut Vec
     } else if m.payload.is_empty() {
         J::Raw(b"null".to_vec())
     } else {
-        match minify_json(&m.payload) {
-            Some(v) => J::Raw(v),
+        match parse_json_payload(&m.payload) {
+            Some(v) => v,
             None => {
                 eprintln!(
                     "Error: Message payload is not valid JSON on topic {}.",
@@ -501,7 +710,7 @@ fn json(cfg: &OutputConfig, m: &Message, now: &Now, escaped: bool, out: &mut Vec
             }
         }
     };
-    fields.push(("payload".to_owned(), payload));
+    fields.push((b"payload".to_vec(), payload));
     write_json(out, &J::Obj(fields), cfg.pretty, 0);
 }
 
@@ -587,5 +796,21 @@ mod tests {
         assert!(out.ends_with("\"payload\":\"a\\u0001\"}"), "{out}");
         let out = String::from_utf8(fmt("%j", &Message::new("t", ""))).unwrap();
         assert!(out.ends_with("\"payload\":null}"), "{out}");
+    }
+
+    #[test]
+    fn json_payload_nesting_is_bounded_and_numbers_print_like_c() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+        assert!(parse_json_payload(&deep(JSON_NESTING_LIMIT)).is_some());
+        assert!(parse_json_payload(&deep(JSON_NESTING_LIMIT + 1)).is_none());
+        assert!(parse_json_payload(&deep(100_000)).is_none());
+        assert_eq!(c_format_g(1e15, 15), "1e+15");
+        assert_eq!(c_format_g(1e-5, 15), "1e-05");
+        assert_eq!(c_format_g(0.0001, 15), "0.0001");
+        assert_eq!(c_format_g(-0.0, 15), "-0");
+        assert_eq!(cjson_number(0.1), "0.1");
+        // cJSON compares within DBL_EPSILON, so 15 digits are kept here.
+        assert_eq!(cjson_number(1.0000000000000002), "1");
+        assert_eq!(cjson_number(f64::INFINITY), "null");
     }
 }

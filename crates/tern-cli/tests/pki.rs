@@ -1084,3 +1084,260 @@ fn doctor_tutorial_certificate_only_passes_cn_fallback() {
     );
     assert!(out.contains("tern pki server --host localhost"), "{out}");
 }
+
+/// A server certificate for localhost / 127.0.0.1 signed by the tern CA in `pki`, made by
+/// `openssl ca` with explicit dates (YYYYMMDDHHMMSSZ), written to pki/NAME.crt and NAME.key.
+fn openssl_server_cert_with_dates(d: &TempDir, pki: &Path, name: &str, start: &str, end: &str) {
+    let work = d.join(&format!("openssl-ca-{name}"));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("index.txt"), "").unwrap();
+    std::fs::write(work.join("serial"), "1000\n").unwrap();
+    let cnf = work.join("ca.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = {w}/index.txt\nnew_certs_dir = {w}\n\
+             serial = {w}/serial\ndefault_md = sha256\npolicy = p\nx509_extensions = ext\n\
+             [p]\ncommonName = supplied\n[ext]\nbasicConstraints = critical,CA:FALSE\n\
+             keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n\
+             subjectAltName = DNS:localhost,IP:127.0.0.1\n",
+            w = s(&work)
+        ),
+    )
+    .unwrap();
+    let key = pki.join(format!("{name}.key"));
+    let csr = work.join("server.csr");
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            s(&key),
+            "-out",
+            s(&csr),
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            s(&cnf),
+            "-cert",
+            s(&pki.join("ca.crt")),
+            "-keyfile",
+            s(&pki.join("ca.key")),
+            "-in",
+            s(&csr),
+            "-out",
+            s(&pki.join(format!("{name}.crt"))),
+            "-startdate",
+            start,
+            "-enddate",
+            end,
+        ],
+    );
+}
+
+/// Runs `tern doctor localhost:PORT --cafile ca.crt` against a mosquitto serving
+/// pki/NAME.crt, made by openssl with the given dates; returns (exit code, stdout).
+fn doctor_on_dated_certificate(tag: &str, start: &str, end: &str) -> (i32, String) {
+    let d = TempDir::new(tag);
+    let pki = d.join("pki");
+    tern(&d, &["pki", "ca", "--dir", s(&pki)]);
+    openssl_server_cert_with_dates(&d, &pki, "dated", start, end);
+    let port = free_port();
+    let conf = format!(
+        "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nallow_anonymous true\n",
+        s(&pki.join("ca.crt")),
+        s(&pki.join("dated.crt")),
+        s(&pki.join("dated.key"))
+    );
+    let m = Mosquitto::start(&d, &conf, &[port]);
+    let (code, out, err) = tern_any(
+        &d,
+        &[
+            "doctor",
+            &format!("localhost:{port}"),
+            "--cafile",
+            s(&pki.join("ca.crt")),
+        ],
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    drop(m);
+    (code, out)
+}
+
+#[test]
+fn doctor_expired_server_certificate_names_the_dates() {
+    let (code, out) =
+        doctor_on_dated_certificate("doctor-expired", "20200101000000Z", "20210101000000Z");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("dates: EXPIRED on 2021-01-01 00:00:00 UTC (this machine's clock: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("verdict: FAIL, a strict TLS client would refuse this server: it has expired"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "most important: the certificate expired on 2021-01-01 00:00:00 UTC; reissue it with: tern pki server --host localhost --ip 127.0.0.1"
+        ),
+        "{out}"
+    );
+    // It was signed by this CA: expiry is the only problem named.
+    assert!(out.contains("chain: chains to"), "{out}");
+    assert!(!out.contains("does not chain"), "{out}");
+}
+
+#[test]
+fn doctor_not_yet_valid_server_certificate_names_the_dates() {
+    let (code, out) =
+        doctor_on_dated_certificate("doctor-future", "20400101000000Z", "20410101000000Z");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("dates: NOT YET VALID until 2040-01-01 00:00:00 UTC (this machine's clock: "),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "verdict: FAIL, a strict TLS client would refuse this server: it is not valid yet"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "most important: the certificate is not valid before 2040-01-01 00:00:00 UTC: check the clocks"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("chain: chains to"), "{out}");
+    assert!(!out.contains("does not chain"), "{out}");
+}
+
+/// The date in `notAfter=YYYY-MM-DD hh:mm:ssZ` (openssl x509 -enddate -dateopt iso_8601).
+fn not_after_date(d: &TempDir, cert: &Path) -> time::Date {
+    let out = openssl(
+        d,
+        &[
+            "x509",
+            "-noout",
+            "-enddate",
+            "-dateopt",
+            "iso_8601",
+            "-in",
+            s(cert),
+        ],
+    );
+    let ymd = out
+        .trim()
+        .strip_prefix("notAfter=")
+        .and_then(|v| v.get(..10))
+        .unwrap_or_else(|| panic!("unexpected openssl output: {out}"));
+    let n: Vec<i32> = ymd.split('-').map(|p| p.parse().unwrap()).collect();
+    let month = time::Month::try_from(u8::try_from(n[1]).unwrap()).unwrap();
+    time::Date::from_calendar_date(n[0], month, u8::try_from(n[2]).unwrap()).unwrap()
+}
+
+#[test]
+fn ca_days_on_the_command_line_sets_not_after() {
+    let d = TempDir::new("ca-days");
+    let today = time::OffsetDateTime::now_utc().date();
+    for days in [30i64, 400] {
+        let pki = d.join(&format!("pki-{days}"));
+        tern(
+            &d,
+            &["pki", "ca", "--dir", s(&pki), "--days", &days.to_string()],
+        );
+        let end = not_after_date(&d, &pki.join("ca.crt"));
+        let out = (end - today).whole_days();
+        assert!(
+            (days - 1..=days + 1).contains(&out),
+            "--days {days} gave notAfter {end}, {out} days from {today}"
+        );
+    }
+}
+
+#[test]
+fn revoke_by_serial_number_puts_that_serial_in_the_crl() {
+    let d = TempDir::new("revoke-serial");
+    let pki = d.join("pki");
+    tern(&d, &["pki", "ca", "--dir", s(&pki)]);
+    tern(&d, &["pki", "client", "keep", "--dir", s(&pki)]);
+    tern(&d, &["pki", "client", "lost", "--dir", s(&pki)]);
+    let serial_of = |name: &str| {
+        let out = openssl(
+            &d,
+            &[
+                "x509",
+                "-noout",
+                "-serial",
+                "-in",
+                s(&pki.join(format!("{name}.crt"))),
+            ],
+        );
+        out.trim().strip_prefix("serial=").unwrap().to_owned()
+    };
+    let lost = serial_of("lost");
+    let keep = serial_of("keep");
+    // As openssl prints it, in lower case to show case does not matter.
+    let out = tern(
+        &d,
+        &["pki", "revoke", &lost.to_lowercase(), "--dir", s(&pki)],
+    );
+    // tern writes serials without leading zeros.
+    let short = lost.trim_start_matches('0');
+    assert!(
+        out.contains(&format!("revoked lost (serial {short})")),
+        "{out}"
+    );
+    let crl = openssl(
+        &d,
+        &[
+            "crl",
+            "-in",
+            s(&pki.join("ca.crl")),
+            "-CAfile",
+            s(&pki.join("ca.crt")),
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(
+        crl.contains(&format!("Serial Number: {lost}\n")),
+        "serial {lost} not in the CRL:\n{crl}"
+    );
+    assert!(!crl.contains(&keep), "{crl}");
+    // And openssl refuses the revoked certificate with that CRL, not the other one.
+    let verify = |name: &str| {
+        run_timeout(
+            Command::new("openssl")
+                .args(["verify", "-crl_check", "-CAfile"])
+                .arg(pki.join("ca.crt"))
+                .arg("-CRLfile")
+                .arg(pki.join("ca.crl"))
+                .arg(pki.join(format!("{name}.crt"))),
+            30,
+        )
+    };
+    let v = verify("lost");
+    assert!(!v.status.success(), "{v:?}");
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("certificate revoked")
+            || String::from_utf8_lossy(&v.stderr).contains("certificate revoked"),
+        "{v:?}"
+    );
+    assert!(verify("keep").status.success());
+}

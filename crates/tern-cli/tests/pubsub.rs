@@ -160,6 +160,19 @@ fn publish_set(b: &Broker, v5: bool, dir: &TempDir) {
 /// Runs mosquitto_sub and tern sub with the same arguments on the same messages and
 /// compares their stdout. `mask` replaces digits (for time codes) before comparing.
 fn side_by_side(v5: bool, sub_args: &[&str], mask: bool) {
+    let count = if v5 { 7 } else { 6 };
+    compare_with(v5, sub_args, mask, count, &|b, dir| publish_set(b, v5, dir));
+}
+
+/// Like [`side_by_side`] with the messages `publish` sends (`count` of them, plus the
+/// retained one); returns (mosquitto_sub, tern sub) outputs.
+fn compare_with(
+    v5: bool,
+    sub_args: &[&str],
+    mask: bool,
+    count: usize,
+    publish: &dyn Fn(&Broker, &TempDir),
+) -> (Output, Output) {
     let b = broker();
     let dir = TempDir::new("cmp");
     let p = port(&b);
@@ -168,7 +181,8 @@ fn side_by_side(v5: bool, sub_args: &[&str], mask: bool) {
     let mut r = vec!["-t", "cmp/retained", "-m", "kept", "-r", "-q", "1"];
     r.extend_from_slice(vflag);
     mpub(&b, &r);
-    let count = if v5 { "8" } else { "7" };
+    let count = (count + 1).to_string();
+    let count = count.as_str();
     let mk = |id: &str| -> Vec<String> {
         let mut a: Vec<String> = [
             "-h",
@@ -201,7 +215,7 @@ fn side_by_side(v5: bool, sub_args: &[&str], mask: bool) {
     let t = spawn(TERN, &ta.iter().map(String::as_str).collect::<Vec<_>>());
     wait_subscribed(&b, "cmp-mosq");
     wait_subscribed(&b, "cmp-tern");
-    publish_set(&b, v5, &dir);
+    publish(&b, &dir);
     let mo = finish(m, "mosquitto_sub");
     let to = finish(t, "tern sub");
     ok(&mo);
@@ -222,6 +236,7 @@ fn side_by_side(v5: bool, sub_args: &[&str], mask: bool) {
         String::from_utf8_lossy(&prep(&to.stdout)),
         String::from_utf8_lossy(&prep(&mo.stdout))
     );
+    (mo, to)
 }
 
 #[test]
@@ -280,6 +295,100 @@ fn output_matches_mosquitto_sub_json_masked() {
 #[test]
 fn output_matches_mosquitto_sub_json_pretty_masked() {
     side_by_side(false, &["-F", "%j", "--pretty"], true);
+}
+
+#[test]
+fn output_matches_mosquitto_sub_json_payload_capital_j_masked_v5() {
+    side_by_side(true, &["-F", "%J"], true);
+}
+
+#[test]
+fn output_matches_mosquitto_sub_json_payload_capital_j_pretty_masked_v311() {
+    side_by_side(false, &["-F", "%J", "--pretty"], true);
+}
+
+/// Payloads for `%J`: JSON that cJSON re-prints differently (numbers, escapes, spacing,
+/// nesting, duplicate keys, lenient numbers) and text it refuses.
+const JSON_PAYLOADS: &[&str] = &[
+    r#"{"a": [1, 2.50, -0, 1e2, 1E-7, 0.1, 123456789012, 3.14159265358979, -2147483649], "b": {"c": [], "d": {}, "n": [{"x": [1, {"y": 2}]}]}, "e": "x\/y\u00e9\ud83d\ude00\n\t", "f": true, "g": null, "h": false}"#,
+    " \t [ {\"k\" :1} , [ ] , \"s\" ] \n",
+    r#""just a string""#,
+    "42",
+    "01",
+    "1.",
+    "1e999",
+    "[1e15, 1e16, 123456789012345678, 0.1e-3, 0.00001, 1.5e300, -1e-300, 0.1, 1.0000000000000002, 100000000000000000000, 2147483647, 2147483648]",
+    r#"{"dup":1,"dup":2}"#,
+    r#"{"a":1,}"#,
+    "[1,]",
+    r#"{"a" 1}"#,
+    "tru",
+    r#""bad \q escape""#,
+    "{} x",
+    "-",
+    r#"{"a":"\ud800"}"#,
+];
+
+/// Replaces the value of every `"tst"` field (the time of printing) with `T`.
+fn mask_tst(out: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(out);
+    let mut res = String::new();
+    let mut rest: &str = &text;
+    while let Some(at) = rest.find("\"tst\":") {
+        let (head, tail) = rest.split_at(at + 6);
+        res.push_str(head);
+        let open = tail.find('"').unwrap();
+        let close = tail[open + 1..].find('"').unwrap() + open + 1;
+        res.push_str(&tail[..open]);
+        res.push_str("\"T\"");
+        rest = &tail[close + 1..];
+    }
+    res.push_str(rest);
+    res.into_bytes()
+}
+
+fn publish_json_payloads(b: &Broker, v5: bool) {
+    for (i, payload) in JSON_PAYLOADS.iter().enumerate() {
+        let topic = format!("cmp/j{i}");
+        let mut args = vec!["-t", &topic, "-m", payload];
+        if v5 {
+            args.extend(["-V", "5"]);
+        }
+        mpub(b, &args);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn output_matches_mosquitto_sub_json_payload_forms_capital_j() {
+    for pretty in [false, true] {
+        let args: &[&str] = if pretty {
+            &["-F", "%J", "--pretty"]
+        } else {
+            &["-F", "%J"]
+        };
+        let (mo, to) = compare_with(true, args, true, JSON_PAYLOADS.len(), &|b, _| {
+            publish_json_payloads(b, true)
+        });
+        // Digits masked above; here only the time stamps are, so numbers count too.
+        assert_eq!(
+            String::from_utf8_lossy(&mask_tst(&to.stdout)),
+            String::from_utf8_lossy(&mask_tst(&mo.stdout)),
+            "pretty={pretty}"
+        );
+        // The same complaints on stderr, in the same order.
+        assert_eq!(
+            String::from_utf8_lossy(&to.stderr),
+            String::from_utf8_lossy(&mo.stderr),
+            "pretty={pretty}"
+        );
+    }
+}
+
+#[test]
+fn output_matches_mosquitto_sub_backslash_escapes() {
+    // Every escape `man mosquitto_sub` lists: \\ \0 \a \e \n \r \t \v.
+    side_by_side(false, &["-F", r"\\|\0|\a|\e|\n|\r|\t|\v|%t\0%p\\"], false);
 }
 
 /// Starts `tern sub` with `args` and waits until it is subscribed (client id `id`).

@@ -985,6 +985,65 @@ fn tls12_esp8266_ciphers_with_rsa_and_ecdsa_certificates() {
 }
 
 #[test]
+fn tls12_ecdhe_rsa_chacha20_poly1305_with_an_rsa_certificate() {
+    let pki = Pki::new();
+    tern(&[
+        "pki",
+        "server",
+        "--dir",
+        s(&pki.root()),
+        "--host",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--key",
+        "rsa-2048",
+        "--name",
+        "rsa",
+    ]);
+    let port = free_port();
+    let _b = Broker::with_config(&format!(
+        "allow_anonymous true\n{}",
+        pki.listener(port, "rsa", "")
+    ));
+    let ca_path = pki.ca();
+    let ca = s(&ca_path);
+    let cipher = "ECDHE-RSA-CHACHA20-POLY1305";
+    let r = s_client(
+        port,
+        &[
+            "-tls1_2",
+            "-cipher",
+            cipher,
+            "-CAfile",
+            ca,
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ],
+    );
+    let out = r.all();
+    assert!(
+        out.contains(&format!("New, TLSv1.2, Cipher is {cipher}")),
+        "{out}"
+    );
+    assert!(out.contains("    Protocol  : TLSv1.2"), "{out}");
+    assert!(out.contains(&format!("    Cipher    : {cipher}")), "{out}");
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    assert!(out.contains("Server public key is 2048 bit"), "{out}");
+    // MQTT over exactly that cipher, with mosquitto's clients.
+    let tls = [
+        "--cafile",
+        ca,
+        "--tls-version",
+        "tlsv1.2",
+        "--ciphers",
+        cipher,
+    ];
+    round_trip("localhost", port, "esp/chacha", cipher, &tls, &tls);
+}
+
+#[test]
 fn tls_max_fragment_size_1024_bounds_every_record_the_broker_sends() {
     let pki = Pki::new();
     let [small, full, plain] = free_ports();
@@ -2564,6 +2623,70 @@ fn quickstart_makes_a_pki_prints_fingerprints_and_working_commands() {
         "{lines:#?}"
     );
     assert_eq!(fingerprint_line(&lines, "sha1"), sha1);
+}
+
+/// The printed command line starting with `prefix`, split into words.
+fn printed_command(lines: &[String], prefix: &str) -> Vec<String> {
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in {lines:#?}"));
+    shell_words(line)
+}
+
+#[test]
+fn quickstart_plain_port_and_printed_tern_sub_and_pub_commands_work() {
+    let d = tempfile::tempdir().unwrap();
+    let [port, tls_port] = free_ports();
+    let (q, lines) = quickstart(d.path(), port, tls_port);
+
+    // The plain port it announces answers an MQTT CONNECT with CONNACK 0.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("tern: listening on 127.0.0.1:{port}"))),
+        "{lines:#?}"
+    );
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain.write_all(&connect_v311("qs-plain")).unwrap();
+    let mut ack = [0u8; 4];
+    plain.read_exact(&mut ack).unwrap();
+    assert_eq!(ack, [0x20, 0x02, 0x00, 0x00], "CONNACK on the plain port");
+    drop(plain);
+
+    // The printed plain mosquitto_pub line is accepted there.
+    let words = printed_command(&lines, "  mosquitto_pub ");
+    assert!(words.contains(&port.to_string()), "{words:?}");
+    let mpub_args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let r = run_cmd("mosquitto_pub", &mpub_args, Duration::from_secs(20));
+    assert_eq!(r.code, Some(0), "{mpub_args:?}: {r:?}");
+
+    // The printed `tern sub` line, as printed plus a message count and a time limit.
+    let words = printed_command(&lines, "  tern sub ");
+    let mut args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    args.extend(["-C", "1", "-W", "20"]);
+    let mut sub = Bg::spawn(TERN, &args);
+    // The printed `tern pub` line, over TLS; not retained, so publish until it arrives.
+    let words = printed_command(&lines, "  tern pub ");
+    let pub_args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let end = Instant::now() + Duration::from_secs(15);
+    while sub.lines().is_empty() && Instant::now() < end {
+        let r = run_cmd(TERN, &pub_args, Duration::from_secs(20));
+        assert_eq!(r.code, Some(0), "{pub_args:?}: {r:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let code = sub.wait_exit(Duration::from_secs(25));
+    assert_eq!(
+        sub.lines(),
+        vec!["test/hello Hello MQTT"],
+        "tern sub {args:?}: {}",
+        sub.stderr()
+    );
+    assert_eq!(code, Some(0), "{}", sub.stderr());
+    drop(q);
 }
 
 // ==========================================================================================
