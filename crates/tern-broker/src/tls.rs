@@ -58,7 +58,7 @@ pub enum TlsError {
         path: String,
         user: String,
         source: io::Error,
-        /// What to do, in a sentence (see [`read_fix`]).
+        /// What to do, in a sentence (made by `read_error`).
         fix: String,
     },
     #[error("{path}: {detail}")]
