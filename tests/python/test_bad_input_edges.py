@@ -127,3 +127,32 @@ def test_silent_tcp_on_a_tls_port_is_closed_after_connect_timeout(make_broker, t
     closed = r.closed_within(8)
     assert closed is not None, "the silent connection was never closed"
     assert 0.5 < closed < 6, closed
+
+
+def _pki(tmp_path: Path) -> Path:
+    d = tmp_path / "pki"
+    subprocess.run([tern_bin(), "pki", "ca", "--dir", str(d)], check=True, capture_output=True, timeout=60)
+    subprocess.run([tern_bin(), "pki", "server", "--dir", str(d), "--host", "localhost"], check=True,
+                   capture_output=True, timeout=60)
+    return d
+
+
+def test_bad_tls_files_stop_start_up_naming_the_file(make_broker, tmp_path: Path) -> None:
+    """A certfile that is missing, a crlfile that is not PEM, and require_certificate without
+    a CA each stop start-up (exit non-zero, nothing listening) with a message naming the file
+    or the option."""
+    d = _pki(tmp_path)
+    junk = tmp_path / "junk.pem"
+    junk.write_text("this is not PEM\n")
+    cases = [
+        (f"certfile {tmp_path / 'missing.crt'}\nkeyfile {d / 'server.key'}\n", str(tmp_path / "missing.crt")),
+        (f"certfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\ncafile {d / 'ca.crt'}\n"
+         f"require_certificate true\ncrlfile {junk}\n", str(junk)),
+        (f"certfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\nrequire_certificate true\n",
+         "require_certificate"),
+    ]
+    for lines, named in cases:
+        b = make_broker("allow_anonymous true\nlistener {port} 127.0.0.1\n" + lines, wait=False)
+        assert b.wait_exit(10) != 0, lines
+        assert named in b.log(), f"{lines}\n{b.log()}"
+        assert not [l for l in b.stdout_lines if l.startswith("tern: listening")]

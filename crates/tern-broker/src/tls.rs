@@ -484,9 +484,15 @@ pub fn build(o: &TlsOptions) -> Result<Loaded, TlsError> {
             if !o.require_certificate {
                 v = v.allow_unauthenticated();
             }
-            let verifier = v.build().map_err(|e| TlsError::Content {
-                path: "cafile".into(),
-                detail: e.to_string(),
+            let verifier = v.build().map_err(|e| match (&e, &o.crlfile) {
+                (rustls::server::VerifierBuilderError::InvalidCrl(_), Some(crl)) => content(
+                    crl,
+                    "this is not a certificate revocation list tern can read (PEM or DER). Make a new one with `tern pki revoke NAME` (or `openssl ca -gencrl`)",
+                ),
+                _ => TlsError::Content {
+                    path: "cafile".into(),
+                    detail: e.to_string(),
+                },
             })?;
             builder.with_client_cert_verifier(verifier)
         }
