@@ -304,6 +304,16 @@ fn build_with(c: &Config, cli_ports: &[u16], with_tls: bool) -> Result<Built, Se
                             l.tls.ciphers_at.as_ref()
                         }
                         TlsError::UnknownCipher { .. } => l.tls.ciphers_tls13_at.as_ref(),
+                        // A file's problem, on the line that named the file (the last
+                        // one, when one file is named twice: keyfile and certfile usually
+                        // come after cafile).
+                        TlsError::Read { path, .. } | TlsError::Content { path, .. } => l
+                            .tls
+                            .files_at
+                            .iter()
+                            .rev()
+                            .find(|(p, _)| p.display().to_string() == *path)
+                            .map(|(_, at)| at),
                         _ => None,
                     };
                     SettingsError::Unsupported {

@@ -2372,6 +2372,12 @@ fn start_with_key(pki: &Pki, key: &Path) -> String {
         "port {port} is open"
     );
     assert!(r.err.contains(s(key)), "the error names the file: {r:?}");
+    // ... at the line that named it (certfile is line 4, keyfile line 5), not the
+    // listener's line.
+    assert!(
+        r.err.contains("bad-key.conf:4:") || r.err.contains("bad-key.conf:5:"),
+        "the error names the file option's line: {r:?}"
+    );
     r.err
 }
 
@@ -2395,6 +2401,7 @@ fn keyfile_that_does_not_exist_is_a_startup_error() {
     let pki = Pki::new();
     let err = start_with_key(&pki, &pki.path("missing.key"));
     assert!(err.contains("No such file"), "{err}");
+    assert!(err.contains("bad-key.conf:5:"), "keyfile's line: {err}");
     // What to do: fix the path or make a key. chmod/chown cannot fix a missing file.
     assert!(
         !err.contains("chmod") && (err.contains("keyfile") || err.contains("tern pki server")),

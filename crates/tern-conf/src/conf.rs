@@ -558,6 +558,9 @@ pub struct Tls {
     /// which the broker checks).
     pub ciphers_at: Option<Location>,
     pub ciphers_tls13_at: Option<Location>,
+    /// Where each file option (`cafile`, `capath`, `certfile`, `keyfile`, `crlfile`) was
+    /// given, by its value: an error about a file names the line that named the file.
+    pub files_at: Vec<(PathBuf, Location)>,
     /// `crlfile`.
     pub crlfile: Option<PathBuf>,
     /// `dhparamfile`.
@@ -2071,6 +2074,7 @@ impl<'a> Parser<'a> {
                 self.once(line, &scope)?;
                 let v = Some(line.path_value()?);
                 let tls = &mut self.listener(cur, line).tls;
+                tls.files_at.extend(v.clone().map(|p| (p, line.loc())));
                 if name == "cafile" {
                     tls.cafile = v;
                 } else {
@@ -2089,6 +2093,7 @@ impl<'a> Parser<'a> {
                 self.once(line, &scope)?;
                 let v = Some(line.path_value()?);
                 let tls = &mut self.listener(cur, line).tls;
+                tls.files_at.extend(v.clone().map(|p| (p, line.loc())));
                 match name {
                     "capath" => tls.capath = v,
                     "keyfile" => tls.keyfile = v,
