@@ -33,6 +33,12 @@ impl Broker {
     }
 
     pub fn start_args(args: &[&str], config: Option<&str>) -> Broker {
+        Self::start_args_env(args, config, &[])
+    }
+
+    /// As [`Broker::start_args`], with environment variables set for the broker (e.g.
+    /// `RUST_LOG=info` where debug logging of every packet would distort a measurement).
+    pub fn start_args_env(args: &[&str], config: Option<&str>, env: &[(&str, &str)]) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("broker.log");
         let mut cmd = Command::new(TERN);
@@ -49,6 +55,7 @@ impl Broker {
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = cmd
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
