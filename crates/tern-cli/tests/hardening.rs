@@ -657,35 +657,48 @@ fn memory_limit_refuses_new_publishes_with_0x97() {
 
 // ----- soak ---------------------------------------------------------------------------------
 
-/// 200 subscribers that never read their sockets while a publisher floods QoS 0 and QoS 1
-/// for 10 s. Limits: max_queued_messages 100, max_queued_bytes 64 KiB,
-/// max_inflight_messages 20, payload 512 bytes.
+/// 200 subscribers that never read their sockets (4 KiB receive buffers, like clients on a
+/// slow link, so that the broker finds their sockets full at once instead of after the
+/// kernel has taken megabytes per socket) while a publisher floods QoS 0 and QoS 1 for
+/// 20 s. Limits: max_queued_messages 100, max_queued_bytes 64 KiB, max_inflight_messages
+/// 20, payload 512 bytes. The broker logs at info, as in production.
 ///
 /// Bound on the broker's RSS: what it had with the 200 clients connected, plus per slow
 /// subscriber its queue (max_queued_bytes, 64 KiB, if no message were shared) and its write
 /// buffer, which holds at most one drain of (max_queued_messages + max_inflight_messages)
 /// encoded messages (120 x ~530 bytes, 64 KiB; twice that for Vec growth), so 192 KiB x 200
 /// = 37.5 MiB, plus 32 MiB for the allocator and the publisher's buffers: 70 MiB over the
-/// baseline. RSS must also stop growing: the peak of the second half is at most the peak
-/// of the first half plus 10% (or 4 MiB).
+/// baseline. RSS must also stop growing: it rises in steps while buffers warm up (seen
+/// reaching its plateau within 9 s, and staying there through a 40 s run), so the peak of
+/// the second half may exceed the first half's by at most 8 MiB; the flood offers ~15 MB/s
+/// of payload, so keeping it for even one subscriber would add far more.
 ///
 /// Dropped messages are counted in `$SYS/broker/publish/messages/dropped`. Other clients
 /// keep being served: a QoS 1 publisher on another topic, sending every 100 ms once the
-/// previous PUBACK came, gets each PUBACK within 2 s and so sends at least 30 messages in
-/// the 10 s; its subscriber gets every one with no gap over 2 s.
+/// previous PUBACK came, gets each PUBACK within 2 s and so sends at least 60 messages in
+/// the 20 s (a third of the nominal 200); its subscriber gets every one with no gap over
+/// 2 s.
 #[test]
 fn soak_slow_subscribers_bounded_memory_and_drops_counted() {
     const SUBS: usize = 200;
     const PAYLOAD: usize = 512;
-    const RUN: Duration = Duration::from_secs(10);
-    let mut b = anon(
-        "max_queued_messages 100\nmax_queued_bytes 64k\nmax_inflight_messages 20\nsys_interval 1\nmax_connections_per_address 1000\n",
+    const RUN: Duration = Duration::from_secs(20);
+    // At the info level a production broker runs at: debug logs two lines per packet
+    // (47 MB in 10 s when tried), which would measure the logger, not the broker.
+    let mut b = Broker::start_with_log(
+        &[],
+        Some(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100\nmax_queued_bytes 64k\nmax_inflight_messages 20\nsys_interval 1\nmax_connections_per_address 1000\n",
+        ),
+        Some("info"),
     );
     let port = b.port;
     let pid = b.child.id();
     let mut slow = Vec::with_capacity(SUBS);
     for i in 0..SUBS {
-        let mut c = Client::connected(port, &Connect::v311(&format!("slow-{i}")));
+        let mut c = Client::tcp_small_rcvbuf(port, false, 4096);
+        c.send(&Connect::v311(&format!("slow-{i}")).bytes());
+        assert_eq!(c.recv(), [0x20, 2, 0, 0]);
         assert_eq!(c.sub("soak/#", 1), [1]);
         slow.push(c);
     }
@@ -758,22 +771,23 @@ fn soak_slow_subscribers_bounded_memory_and_drops_counted() {
                     }
                 }
             });
+            // Built once, written again and again: the writer always keeps ahead of the
+            // broker. (Inbound QoS 1 packet ids may be reused once acknowledged; the broker
+            // does not track them.)
             let payload = vec![b'f'; PAYLOAD];
-            let mut pid: u16 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let mut batch = Vec::with_capacity(64 * (PAYLOAD + 16));
-                for i in 0..64 {
-                    if i % 2 == 0 {
-                        batch.extend(publish(false, b"soak/a", 0, false, 0, &[], &payload));
-                    } else {
-                        pid = pid % 65_535 + 1;
-                        batch.extend(publish(false, b"soak/b", 1, false, pid, &[], &payload));
-                    }
+            let mut batch = Vec::with_capacity(256 * (PAYLOAD + 16));
+            for i in 0..256u16 {
+                if i % 2 == 0 {
+                    batch.extend(publish(false, b"soak/a", 0, false, 0, &[], &payload));
+                } else {
+                    batch.extend(publish(false, b"soak/b", 1, false, i, &[], &payload));
                 }
+            }
+            while !stop.load(Ordering::Relaxed) {
                 if p.s.write_all(&batch).is_err() {
                     break;
                 }
-                sent.fetch_add(64, Ordering::Relaxed);
+                sent.fetch_add(256, Ordering::Relaxed);
             }
             p.send(&[0xE0, 0]);
             drop(p);
@@ -815,7 +829,7 @@ fn soak_slow_subscribers_bounded_memory_and_drops_counted() {
     assert!(flood_total > 1000, "the flood ran: {report}");
     assert!(peak <= bound, "RSS over the bound: {report}");
     assert!(
-        second_peak <= first_peak + (first_peak / 10).max(4 * 1024),
+        second_peak <= first_peak + 8 * 1024,
         "RSS still growing in the second half: {report}"
     );
     let dropped = dropped_at_least(port, flood_total);
@@ -839,13 +853,23 @@ fn soak_slow_subscribers_bounded_memory_and_drops_counted() {
         "live client: {live_sent} QoS 1 messages published in {RUN:?} (one every 100 ms when served), {} received, longest gap {gap:?}, PUBACK times {acks:?}",
         live_times.len()
     );
+    let sys: Vec<String> = [
+        "publish/messages/sent",
+        "messages/inflight",
+        "store/messages/count",
+        "store/messages/bytes",
+    ]
+    .iter()
+    .map(|t| format!("{t}={:?}", sys_value(port, &format!("$SYS/broker/{t}"))))
+    .collect();
+    eprintln!("soak: {report}\n{live}\n{sys:?}");
     assert_eq!(
         live_times.len(),
         live_sent,
         "every live message arrived: {live}"
     );
     // Generous for a debug build on a shared machine: a third of the nominal rate.
-    assert!(live_sent >= 30, "the live publisher was served: {live}");
+    assert!(live_sent >= 60, "the live publisher was served: {live}");
     assert!(gap < Duration::from_secs(2), "{live}");
     assert!(worst_ack < Duration::from_secs(2), "{live}");
 }

@@ -308,6 +308,19 @@ impl Client {
         Client { s, v5 }
     }
 
+    /// A TCP connection whose receive buffer is `rcvbuf` bytes (SO_RCVBUF, set before
+    /// connecting so the advertised window is small): a client on a slow link.
+    pub fn tcp_small_rcvbuf(port: u16, v5: bool, rcvbuf: usize) -> Client {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(rcvbuf).unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        sock.connect(&addr.into()).unwrap();
+        let s: TcpStream = sock.into();
+        s.set_nodelay(true).unwrap();
+        Client { s, v5 }
+    }
+
     /// Connects and sends `c`; returns the client and what came back.
     pub fn open(port: u16, c: &Connect) -> (Client, Got) {
         let mut cl = Client::tcp(port, c.level == 5);
