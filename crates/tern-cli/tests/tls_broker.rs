@@ -937,6 +937,11 @@ fn tls12_esp8266_ciphers_with_rsa_and_ecdsa_certificates() {
             "Server public key is 2048 bit",
         ),
         (
+            rsa,
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            "Server public key is 2048 bit",
+        ),
+        (
             ec,
             "ECDHE-ECDSA-CHACHA20-POLY1305",
             "Server public key is 256 bit",
@@ -976,71 +981,12 @@ fn tls12_esp8266_ciphers_with_rsa_and_ecdsa_certificates() {
         round_trip(
             "localhost",
             port,
-            &format!("esp/{port}"),
+            &format!("esp/{port}/{cipher}"),
             cipher,
             &tls,
             &tls,
         );
     }
-}
-
-#[test]
-fn tls12_ecdhe_rsa_chacha20_poly1305_with_an_rsa_certificate() {
-    let pki = Pki::new();
-    tern(&[
-        "pki",
-        "server",
-        "--dir",
-        s(&pki.root()),
-        "--host",
-        "localhost",
-        "--ip",
-        "127.0.0.1",
-        "--key",
-        "rsa-2048",
-        "--name",
-        "rsa",
-    ]);
-    let port = free_port();
-    let _b = Broker::with_config(&format!(
-        "allow_anonymous true\n{}",
-        pki.listener(port, "rsa", "")
-    ));
-    let ca_path = pki.ca();
-    let ca = s(&ca_path);
-    let cipher = "ECDHE-RSA-CHACHA20-POLY1305";
-    let r = s_client(
-        port,
-        &[
-            "-tls1_2",
-            "-cipher",
-            cipher,
-            "-CAfile",
-            ca,
-            "-verify_return_error",
-            "-servername",
-            "localhost",
-        ],
-    );
-    let out = r.all();
-    assert!(
-        out.contains(&format!("New, TLSv1.2, Cipher is {cipher}")),
-        "{out}"
-    );
-    assert!(out.contains("    Protocol  : TLSv1.2"), "{out}");
-    assert!(out.contains(&format!("    Cipher    : {cipher}")), "{out}");
-    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
-    assert!(out.contains("Server public key is 2048 bit"), "{out}");
-    // MQTT over exactly that cipher, with mosquitto's clients.
-    let tls = [
-        "--cafile",
-        ca,
-        "--tls-version",
-        "tlsv1.2",
-        "--ciphers",
-        cipher,
-    ];
-    round_trip("localhost", port, "esp/chacha", cipher, &tls, &tls);
 }
 
 #[test]
