@@ -94,26 +94,50 @@ fn wait_listening(port: u16, within: Duration) -> bool {
     false
 }
 
+/// A `tern broker FLAGS -c CONF` run on `text` written to `conf`; the guard kills whatever
+/// it left running when dropped.
+struct DaemonRun {
+    guard: DaemonGuard,
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+fn run_broker(conf: &Path, text: &str, flags: &[&str]) -> DaemonRun {
+    std::fs::write(conf, text).unwrap();
+    let guard = DaemonGuard {
+        config: conf.to_path_buf(),
+    };
+    let (code, out, err) = run(
+        Command::new(TERN)
+            .arg("broker")
+            .args(flags)
+            .arg("-c")
+            .arg(conf),
+        Duration::from_secs(20),
+    );
+    DaemonRun {
+        guard,
+        code,
+        out,
+        err,
+    }
+}
+
 #[test]
 fn daemon_with_a_bad_config_exits_non_zero_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("bad.conf");
     let port = free_port();
-    std::fs::write(
+    let DaemonRun {
+        guard: _guard,
+        code,
+        out,
+        err,
+    } = run_broker(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages lots\n"),
-    )
-    .unwrap();
-    let _guard = DaemonGuard {
-        config: conf.clone(),
-    };
-    let (code, out, err) = run(
-        Command::new(TERN)
-            .arg("broker")
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf),
-        Duration::from_secs(20),
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages lots\n"),
+        &["-d"],
     );
     assert!(
         code.is_some_and(|c| c != 0),
@@ -134,24 +158,18 @@ fn daemon_with_a_missing_password_file_exits_non_zero_before_detaching() {
     let conf = dir.path().join("tern.conf");
     let missing = dir.path().join("no-such-passwd");
     let port = free_port();
-    std::fs::write(
+    let DaemonRun {
+        guard: _guard,
+        code,
+        out,
+        err,
+    } = run_broker(
         &conf,
-        format!(
+        &format!(
             "listener {port} 127.0.0.1\npassword_file {}\n",
             missing.display()
         ),
-    )
-    .unwrap();
-    let _guard = DaemonGuard {
-        config: conf.clone(),
-    };
-    let (code, out, err) = run(
-        Command::new(TERN)
-            .arg("broker")
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf),
-        Duration::from_secs(20),
+        &["-d"],
     );
     assert!(
         code.is_some_and(|c| c != 0),
@@ -170,21 +188,15 @@ fn daemon_with_combined_short_flags_leaves_exactly_one_broker() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("tern.conf");
     let port = free_port();
-    std::fs::write(
+    let DaemonRun {
+        guard,
+        code,
+        out,
+        err,
+    } = run_broker(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-    )
-    .unwrap();
-    let guard = DaemonGuard {
-        config: conf.clone(),
-    };
-    let (code, out, err) = run(
-        Command::new(TERN)
-            .arg("broker")
-            .arg("-vd")
-            .arg("-c")
-            .arg(&conf),
-        Duration::from_secs(20),
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+        &["-vd"],
     );
     assert_eq!(code, Some(0), "stdout {out}; stderr {err}");
     let pid: u32 = out
@@ -596,24 +608,18 @@ fn pid_file_names_the_running_broker_and_goes_at_exit() {
     // -d: the file names the detached broker, which the test stops through it.
     let conf = dir.path().join("daemon.conf");
     let port = free_port();
-    std::fs::write(
+    let DaemonRun {
+        guard,
+        code,
+        out,
+        err,
+    } = run_broker(
         &conf,
-        format!(
+        &format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npid_file {}\n",
             pid_path.display()
         ),
-    )
-    .unwrap();
-    let guard = DaemonGuard {
-        config: conf.clone(),
-    };
-    let (code, out, err) = run(
-        Command::new(TERN)
-            .arg("broker")
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf),
-        Duration::from_secs(20),
+        &["-d"],
     );
     assert_eq!(code, Some(0), "stdout {out}; stderr {err}");
     assert!(wait_listening(port, Duration::from_secs(15)));
@@ -643,25 +649,19 @@ fn unwritable_pid_file_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("tern.conf");
     let bad = dir.path().join("no-such-dir").join("tern.pid");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\npid_file {}\n",
-            free_port(),
-            bad.display()
-        ),
-    )
-    .unwrap();
-    let guard = DaemonGuard {
-        config: conf.clone(),
-    };
+    let text = format!(
+        "listener {} 127.0.0.1\nallow_anonymous true\npid_file {}\n",
+        free_port(),
+        bad.display()
+    );
     for daemon in [false, true] {
-        let mut cmd = Command::new(TERN);
-        cmd.arg("broker").arg("-c").arg(&conf);
-        if daemon {
-            cmd.arg("-d");
-        }
-        let (code, out, err) = run(&mut cmd, Duration::from_secs(20));
+        let flags: &[&str] = if daemon { &["-d"] } else { &[] };
+        let DaemonRun {
+            guard,
+            code,
+            out,
+            err,
+        } = run_broker(&conf, &text, flags);
         assert_ne!(code, Some(0), "-d {daemon}: stdout {out}; stderr {err}");
         assert!(
             err.contains("cannot write pid_file") && err.contains(&*bad.to_string_lossy()),
@@ -671,7 +671,7 @@ fn unwritable_pid_file_stops_start_up() {
             err.contains("create its directory"),
             "says what to do: {err}"
         );
+        assert!(pids_with_arg(&conf).is_empty(), "nothing left running");
+        drop(guard);
     }
-    assert!(pids_with_arg(&conf).is_empty(), "nothing left running");
-    drop(guard);
 }
