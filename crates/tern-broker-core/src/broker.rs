@@ -1169,6 +1169,12 @@ impl Broker {
     /// store). Sessions that were connected when the broker stopped count as disconnected
     /// at `now`.
     pub fn restore(&mut self, now: Timestamp, r: Restored) {
+        // With a loader, stored messages stay in the store: only their counts are kept.
+        let r = if self.loader.is_some() {
+            r.summarized(now)
+        } else {
+            r
+        };
         for m in r.retained {
             if m.expired(now) {
                 self.ops.push(StoreOp::RetainedDel(m.topic.clone()));
@@ -1242,28 +1248,23 @@ impl Broker {
             session.next_seq = session.next_seq.max(seq + 1);
             let s = session.flow_mut();
             let cost = item.msg.cost();
-            if self.loader.is_some() {
-                s.spilled += 1;
-                s.spilled_bytes += cost;
-            } else {
-                let q = Queued {
-                    msg: item.msg,
-                    qos: item.qos,
-                    retain: item.retain,
-                    sub_ids: item.sub_ids,
-                    seq,
-                };
-                match item.state {
-                    ItemState::Inflight(pid, state) => s.inflight.push_back(Inflight {
-                        pid,
-                        item: q,
-                        state,
-                    }),
-                    ItemState::Queued => {
-                        s.queued_bytes += cost;
-                        self.total_queued_bytes += cost;
-                        s.queue.push_back(q);
-                    }
+            let q = Queued {
+                msg: item.msg,
+                qos: item.qos,
+                retain: item.retain,
+                sub_ids: item.sub_ids,
+                seq,
+            };
+            match item.state {
+                ItemState::Inflight(pid, state) => s.inflight.push_back(Inflight {
+                    pid,
+                    item: q,
+                    state,
+                }),
+                ItemState::Queued => {
+                    s.queued_bytes += cost;
+                    self.total_queued_bytes += cost;
+                    s.queue.push_back(q);
                 }
             }
         }

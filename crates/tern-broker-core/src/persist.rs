@@ -101,6 +101,33 @@ pub struct Restored {
     pub expired: Vec<(Arc<str>, u64)>,
 }
 
+impl Restored {
+    /// `items` moved into `queues` (counted) and `expired` (queued messages expired at
+    /// `now`), as a store that keeps its messages on disk reads them at start-up.
+    pub fn summarized(mut self, now: Timestamp) -> Restored {
+        for (c, seq, item) in std::mem::take(&mut self.items) {
+            self.add_summarized(&c, seq, &item, now);
+        }
+        self
+    }
+
+    /// Counts one stored message of `client_id` in `queues`, or lists it in `expired`;
+    /// messages come in client id and sequence order.
+    pub fn add_summarized(
+        &mut self,
+        client_id: &Arc<str>,
+        seq: u64,
+        item: &StoredItem,
+        now: Timestamp,
+    ) {
+        if item.state == ItemState::Queued && item.msg.expired(now) {
+            self.expired.push((client_id.clone(), seq));
+        } else {
+            StoredQueue::add(&mut self.queues, client_id, seq, item.msg.cost());
+        }
+    }
+}
+
 /// One session's messages left in the store at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredQueue {
@@ -114,7 +141,7 @@ pub struct StoredQueue {
 
 impl StoredQueue {
     /// Adds one message of `client_id` to the summaries, which are in client id order.
-    pub fn add(queues: &mut Vec<StoredQueue>, client_id: &Arc<str>, seq: u64, cost: usize) {
+    fn add(queues: &mut Vec<StoredQueue>, client_id: &Arc<str>, seq: u64, cost: usize) {
         match queues.last_mut() {
             Some(q) if q.client_id == *client_id => {
                 q.count += 1;
@@ -204,15 +231,7 @@ impl MemStore {
     /// them on disk reads them at start-up; queued messages expired at `now` are listed in
     /// `expired`.
     pub fn restored_summary(&self, now: Timestamp) -> Restored {
-        let mut r = self.restored();
-        for (c, seq, item) in std::mem::take(&mut r.items) {
-            if item.state == ItemState::Queued && item.msg.expired(now) {
-                r.expired.push((c, seq));
-            } else {
-                StoredQueue::add(&mut r.queues, &c, seq, item.msg.cost());
-            }
-        }
-        r
+        self.restored().summarized(now)
     }
 
     /// Number of stored messages (tests).

@@ -12,7 +12,7 @@ use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
 };
-use tern_broker_core::{ItemState, Restored, StoreOp, StoredItem, StoredQueue};
+use tern_broker_core::{Restored, StoreOp, StoredItem};
 use tern_proto::Timestamp;
 
 use crate::StoreError;
@@ -370,10 +370,7 @@ fn read_all<
                 match summarize {
                     // Checked whole, then only counted: memory stays flat however much the
                     // store holds.
-                    Some(now) if item.state == ItemState::Queued && item.msg.expired(now) => {
-                        out.expired.push((id, seq));
-                    }
-                    Some(_) => StoredQueue::add(&mut out.queues, &id, seq, item.msg.cost()),
+                    Some(now) => out.add_summarized(&id, seq, &item, now),
                     None => out.items.push((id, seq, item)),
                 }
             }
